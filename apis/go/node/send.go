@@ -1,0 +1,148 @@
+package node
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/dora-go/dora/abi/wire"
+	"github.com/dora-go/dora/internal/arrowconv"
+)
+
+// SendOption adjusts the metadata of one message.
+type SendOption func(*Metadata)
+
+// WithParameters attaches user parameters to a message.
+func WithParameters(p map[string]Parameter) SendOption {
+	return func(md *Metadata) { md.Parameters = p }
+}
+
+// WithOpenTelemetryContext propagates a trace context with a message.
+func WithOpenTelemetryContext(ctx string) SendOption {
+	return func(md *Metadata) { md.OpenTelemetryContext = ctx }
+}
+
+// SendOutputRaw sends size bytes that fill writes in place: for large
+// messages buf is shared memory that receivers map directly, so the data
+// is written once and never copied. fill must not call methods of n.
+func (n *Node) SendOutputRaw(id string, size int, fill func(buf []byte), opts ...SendOption) error {
+	return n.send(id, size, opts, func(buf []byte) (*wire.ArrayInfo, error) {
+		fill(buf)
+		return nil, nil
+	})
+}
+
+// SendOutputBytes sends a copy of data.
+func (n *Node) SendOutputBytes(id string, data []byte, opts ...SendOption) error {
+	return n.send(id, len(data), opts, func(buf []byte) (*wire.ArrayInfo, error) {
+		copy(buf, data)
+		return nil, nil
+	})
+}
+
+// SendOutput sends an Arrow array; receivers get an array of the same type
+// that views the message buffer.
+func (n *Node) SendOutput(id string, arr arrow.Array, opts ...SendOption) error {
+	return n.send(id, arrowconv.Size(arr), opts, func(buf []byte) (*wire.ArrayInfo, error) {
+		return arrowconv.Write(buf, arr)
+	})
+}
+
+// SendOutputWithMetadata sends a copy of data with the caller's metadata:
+// Type, when set, describes data as an Arrow array; a zero Timestamp is
+// set to now. Runtimes forwarding operator outputs use it.
+func (n *Node) SendOutputWithMetadata(id string, data []byte, md Metadata) error {
+	return n.sendMetadata(id, len(data), &md, func(buf []byte) (*wire.ArrayInfo, error) {
+		copy(buf, data)
+		return md.Type, nil
+	})
+}
+
+func (n *Node) send(id string, size int, opts []SendOption, write func([]byte) (*wire.ArrayInfo, error)) error {
+	var md Metadata
+	for _, o := range opts {
+		o(&md)
+	}
+	return n.sendMetadata(id, size, &md, write)
+}
+
+func (n *Node) sendMetadata(id string, size int, md *Metadata, write func([]byte) (*wire.ArrayInfo, error)) error {
+	if !n.outputs[id] {
+		return fmt.Errorf("dora node %q: output %q is not declared in the dataflow (declared: %v)", n.cfg.NodeID, id, n.cfg.Outputs)
+	}
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if size < n.cfg.ShmThreshold {
+		return n.sendInline(id, size, md, write)
+	}
+	return n.sendShm(id, size, md, write)
+}
+
+func (n *Node) sendInline(id string, size int, md *Metadata, write func([]byte) (*wire.ArrayInfo, error)) error {
+	n.sendMu.Lock()
+	defer n.sendMu.Unlock()
+	if cap(n.scratch) < size {
+		n.scratch = make([]byte, n.cfg.ShmThreshold)
+	}
+	buf := n.scratch[:size]
+	info, err := write(buf)
+	if err != nil {
+		return fmt.Errorf("dora node %q: output %q: %w", n.cfg.NodeID, id, err)
+	}
+	md.Type = info
+	stampNow(md)
+	e := &n.sendEnc
+	e.Reset()
+	e.PutSendOutputHeader(id, md)
+	if size == 0 {
+		e.U8(uint8(wire.DataNone))
+	} else {
+		e.PutInlineHeader(size)
+		e.Raw(buf)
+	}
+	if err := n.ctrl.WriteFrame(e.End(0)); err != nil {
+		return fmt.Errorf("dora node %q: sending %q: %w", n.cfg.NodeID, id, err)
+	}
+	return nil
+}
+
+func (n *Node) sendShm(id string, size int, md *Metadata, write func([]byte) (*wire.ArrayInfo, error)) error {
+	r, err := n.pool.Get(size)
+	if err != nil {
+		return fmt.Errorf("dora node %q: output %q: %w", n.cfg.NodeID, id, err)
+	}
+	info, err := write(r.Bytes()[:size])
+	if err != nil {
+		n.pool.Put(r.ID)
+		return fmt.Errorf("dora node %q: output %q: %w", n.cfg.NodeID, id, err)
+	}
+	md.Type = info
+	stampNow(md)
+
+	n.sendMu.Lock()
+	defer n.sendMu.Unlock()
+	e := &n.sendEnc
+	e.Reset()
+	e.PutSendOutputHeader(id, md)
+	e.U8(uint8(wire.DataShm))
+	e.PutShm(!r.Announced, r.ID, uint64(r.Size()), uint64(size))
+	if r.Announced {
+		err = n.ctrl.WriteFrame(e.End(0))
+	} else {
+		err = n.ctrl.WriteFrame(e.End(1), r.FD())
+	}
+	if err != nil {
+		n.pool.Abandon(r.ID)
+		return fmt.Errorf("dora node %q: sending %q: %w", n.cfg.NodeID, id, err)
+	}
+	r.Announced = true
+	return nil
+}
+
+// stampNow sets the send time, unless the caller forwards an older one.
+func stampNow(md *Metadata) {
+	if md.Timestamp == 0 {
+		md.Timestamp = uint64(time.Now().UnixNano())
+	}
+}
