@@ -1,0 +1,5 @@
+package runtimetest
+
+import "testing"
+
+func TestMockLoaderConformance(t *testing.T) { Run(t, MockHarness()) }
