@@ -1,0 +1,280 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dora-go/dora/internal/descriptor"
+)
+
+var testnode string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dora-daemon-test")
+	if err != nil {
+		panic(err)
+	}
+	testnode = filepath.Join(dir, "testnode")
+	build := exec.Command("go", "build", "-o", testnode, "./testdata/testnode")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building testnode: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects node output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runYAML runs a dataflow whose `TESTNODE` placeholders name the test node.
+func runYAML(t *testing.T, ctx context.Context, yml string, opts Options) (*Result, string) {
+	t.Helper()
+	dir := t.TempDir()
+	yml = strings.ReplaceAll(yml, "TESTNODE", testnode)
+	file := filepath.Join(dir, "dataflow.yml")
+	if err := os.WriteFile(file, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	df, err := descriptor.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	opts.Output = &out
+	fdsBefore := openFDs(t)
+	res, err := Run(ctx, df, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := openFDs(t); after > fdsBefore {
+		t.Errorf("the daemon leaked %d descriptors", after-fdsBefore)
+	}
+	return res, out.String()
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+func wantSuccess(t *testing.T, res *Result, out string) {
+	t.Helper()
+	if err := res.Err(); err != nil {
+		t.Fatalf("%v\n%s\noutput:\n%s", err, res.Summary(), out)
+	}
+}
+
+func TestRunDeliversMessages(t *testing.T) {
+	for _, size := range []int{8, 4095, 4096, 40960, 4096000} {
+		t.Run(strconv.Itoa(size)+"B", func(t *testing.T) {
+			res, out := runYAML(t, context.Background(), `
+nodes:
+  - id: source
+    path: TESTNODE
+    args: source 30 `+strconv.Itoa(size)+`
+    inputs:
+      tick: dora/timer/millis/2
+    outputs: [data]
+  - id: sink
+    path: TESTNODE
+    args: sink 30
+    inputs:
+      data:
+        source: source/data
+        queue_size: 1000
+`, Options{})
+			wantSuccess(t, res, out)
+			if !strings.Contains(out, "sink: received 30 messages, last 29") {
+				t.Errorf("sink did not report every message:\n%s", out)
+			}
+			if !strings.Contains(out, "sink: closed data") {
+				t.Errorf("sink did not see its input close:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestFanOutToSeveralReceivers(t *testing.T) {
+	res, out := runYAML(t, context.Background(), `
+nodes:
+  - id: source
+    path: TESTNODE
+    args: burst 50 100000
+    outputs: [data]
+  - id: a
+    path: TESTNODE
+    args: sink 50
+    inputs: {data: {source: source/data, queue_size: 100}}
+  - id: b
+    path: TESTNODE
+    args: sink 50
+    inputs: {data: {source: source/data, queue_size: 100}}
+`, Options{})
+	wantSuccess(t, res, out)
+}
+
+func TestFullQueueDropsOldestAndCounts(t *testing.T) {
+	res, out := runYAML(t, context.Background(), `
+nodes:
+  - id: source
+    path: TESTNODE
+    args: burst 200 8
+    outputs: [data]
+  - id: sink
+    path: TESTNODE
+    args: sink 1 20
+    inputs:
+      data: {source: source/data, queue_size: 2}
+`, Options{})
+	wantSuccess(t, res, out)
+	var sink NodeResult
+	for _, n := range res.Nodes {
+		if n.ID == "sink" {
+			sink = n
+		}
+	}
+	if sink.Dropped["data"] == 0 {
+		t.Fatalf("no drops counted; output:\n%s", out)
+	}
+	if !strings.Contains(out, "last 199") {
+		t.Errorf("the newest message was not delivered:\n%s", out)
+	}
+	if !strings.Contains(res.Summary(), `node "sink" input "data" dropped`) {
+		t.Errorf("summary does not report drops:\n%s", res.Summary())
+	}
+}
+
+func TestFailedNodeIsReportedWithStderr(t *testing.T) {
+	res, _ := runYAML(t, context.Background(), `
+nodes:
+  - id: source
+    path: TESTNODE
+    args: source 1000 8
+    inputs: {tick: dora/timer/millis/5}
+    outputs: [data]
+  - id: crasher
+    path: TESTNODE
+    args: crash 3
+    inputs: {data: source/data}
+`, Options{Grace: 2 * time.Second})
+	err := res.Err()
+	if err == nil || !strings.Contains(err.Error(), "crasher (exit status 3)") {
+		t.Fatalf("Err = %v", err)
+	}
+	sum := res.Summary()
+	if !strings.Contains(sum, "something went badly wrong") {
+		t.Errorf("summary lacks the stderr tail:\n%s", sum)
+	}
+}
+
+func TestNodeThatNeverConnects(t *testing.T) {
+	res, _ := runYAML(t, context.Background(), `
+nodes:
+  - id: ok
+    path: TESTNODE
+    args: sink 0
+    inputs: {tick: dora/timer/millis/100}
+  - id: lazy
+    path: TESTNODE
+    args: sleep
+`, Options{ConnectTimeout: 500 * time.Millisecond, Grace: time.Second})
+	if !strings.Contains(res.StopReason, `lazy did not connect within 500ms`) {
+		t.Fatalf("stop reason %q", res.StopReason)
+	}
+	if err := res.Err(); err == nil || !strings.Contains(err.Error(), "lazy") {
+		t.Fatalf("Err = %v", err)
+	}
+}
+
+func TestNodeExitingBeforeConnecting(t *testing.T) {
+	res, _ := runYAML(t, context.Background(), `
+nodes:
+  - id: ok
+    path: TESTNODE
+    args: sink 0
+    inputs: {tick: dora/timer/millis/100}
+  - id: quitter
+    path: TESTNODE
+    args: exit 4
+`, Options{Grace: time.Second})
+	if !strings.Contains(res.StopReason, `"quitter" exited before connecting`) {
+		t.Fatalf("stop reason %q", res.StopReason)
+	}
+	if err := res.Err(); err == nil || !strings.Contains(err.Error(), "quitter (exit status 4") {
+		t.Fatalf("Err = %v", err)
+	}
+}
+
+func TestStopKillsNodesIgnoringItAfterGrace(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(time.Second); cancel() }()
+	res, out := runYAML(t, ctx, `
+nodes:
+  - id: stubborn
+    path: TESTNODE
+    args: ignore-stop
+  - id: polite
+    path: TESTNODE
+    args: sink 0
+    inputs: {tick: dora/timer/millis/10}
+`, Options{Grace: 300 * time.Millisecond})
+	if res.StopReason != "interrupted" {
+		t.Errorf("stop reason %q", res.StopReason)
+	}
+	for _, n := range res.Nodes {
+		switch n.ID {
+		case "polite":
+			if n.Failed() {
+				t.Errorf("polite failed: %s\n%s", n.Describe(), out)
+			}
+		case "stubborn":
+			if !n.Failed() || n.Signal != "SIGKILL" || !strings.Contains(n.Err.Error(), "killed") {
+				t.Errorf("stubborn: %s", n.Describe())
+			}
+		}
+	}
+}
+
+func TestMissingExecutableFailsClearly(t *testing.T) {
+	res, _ := runYAML(t, context.Background(), `
+nodes:
+  - id: ghost
+    path: ./no-such-binary
+  - id: ok
+    path: TESTNODE
+    args: sink 0
+    inputs: {tick: dora/timer/millis/100}
+`, Options{Grace: time.Second})
+	err := res.Err()
+	if err == nil || !strings.Contains(err.Error(), "ghost") || !strings.Contains(err.Error(), "no-such-binary") {
+		t.Fatalf("Err = %v", err)
+	}
+}

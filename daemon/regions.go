@@ -1,0 +1,147 @@
+package daemon
+
+import (
+	"sync"
+
+	"github.com/dora-go/dora/abi/wire"
+	"golang.org/x/sys/unix"
+)
+
+// region is a sender's shared-memory region as the daemon tracks it: the
+// daemon holds its descriptor to pass to receivers, never maps it.
+type region struct {
+	inst    *instance
+	key     uint64
+	owner   *nodeState
+	localID uint64
+	fd      int
+	size    uint64
+
+	mu      sync.Mutex
+	msg     *message // the message the region holds now, if any
+	retired bool
+	mappers []*nodeState
+}
+
+// regionTable finds regions by daemon key.
+type regionTable struct {
+	mu    sync.Mutex
+	next  uint64
+	byKey map[uint64]*region
+}
+
+func (t *regionTable) add(r *region) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byKey == nil {
+		t.byKey = make(map[uint64]*region)
+	}
+	t.next++
+	r.key = t.next
+	t.byKey[r.key] = r
+}
+
+func (t *regionTable) get(key uint64) *region {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byKey[key]
+}
+
+func (t *regionTable) remove(key uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.byKey, key)
+}
+
+// closeAll releases every descriptor still held, when the dataflow ends.
+func (t *regionTable) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, r := range t.byKey {
+		unix.Close(r.fd)
+		delete(t.byKey, k)
+	}
+}
+
+// load puts m in the region; false if the sender reused a region it had
+// not got back yet.
+func (r *region) load(m *message) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.msg != nil || r.retired {
+		return false
+	}
+	r.msg = m
+	m.region = r
+	return true
+}
+
+// msgUnref drops one delivery of the region's current message.
+func (r *region) msgUnref() {
+	r.mu.Lock()
+	m := r.msg
+	r.mu.Unlock()
+	if m != nil {
+		m.unref()
+	}
+}
+
+// freed runs when the region's message has no references left: the sender
+// gets the region back, or, if it retired it, the region goes away.
+func (r *region) freed() {
+	r.mu.Lock()
+	r.msg = nil
+	retired := r.retired
+	r.mu.Unlock()
+	if retired {
+		r.close()
+		return
+	}
+	r.owner.sendReleased(r.localID)
+}
+
+func (r *region) addMapper(n *nodeState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mappers = append(r.mappers, n)
+}
+
+// retire is DROP_REGIONS or the owner's exit: the region goes away once
+// its message is released.
+func (r *region) retire() {
+	r.mu.Lock()
+	already := r.retired
+	r.retired = true
+	busy := r.msg != nil
+	r.mu.Unlock()
+	if !already && !busy {
+		r.close()
+	}
+}
+
+func (r *region) close() {
+	r.inst.regions.remove(r.key)
+	unix.Close(r.fd)
+	r.mu.Lock()
+	mappers := r.mappers
+	r.mappers = nil
+	r.mu.Unlock()
+	for _, n := range mappers {
+		n.queueUnmap(r.key)
+	}
+}
+
+// sendReleased tells the node its region is free again.
+func (n *nodeState) sendReleased(localID uint64) {
+	n.relMu.Lock()
+	defer n.relMu.Unlock()
+	n.relEnc.Reset()
+	ids := [1]uint64{localID}
+	_ = n.ctrl.WriteFrame(n.relEnc.PutRegions(wire.KindReleased, ids[:]))
+}
+
+func (n *nodeState) queueUnmap(key uint64) {
+	n.unmapMu.Lock()
+	defer n.unmapMu.Unlock()
+	n.unmaps = append(n.unmaps, key)
+}

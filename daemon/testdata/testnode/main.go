@@ -1,0 +1,157 @@
+// testnode is a dora node whose behaviour the daemon tests choose with its
+// first argument.
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/dora-go/dora/apis/go/node"
+)
+
+func main() {
+	if err := run(os.Args[1], os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "testnode:", err)
+		os.Exit(1)
+	}
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+func run(mode string, args []string) error {
+	switch mode {
+	case "exit":
+		fmt.Fprintln(os.Stderr, "failing before connecting")
+		os.Exit(atoi(args[0]))
+	case "sleep":
+		time.Sleep(time.Hour)
+	}
+	n, err := node.Init()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	ctx := context.Background()
+	switch mode {
+	case "source": // source COUNT SIZE: on each tick send a payload of SIZE bytes numbered i
+		count, size := atoi(args[0]), atoi(args[1])
+		for i := 0; i < count; {
+			ev, err := n.Recv(ctx)
+			if err != nil {
+				return err
+			}
+			if ev.Type == node.Stop {
+				return nil
+			}
+			if ev.Type != node.Input {
+				continue
+			}
+			ev.Release()
+			if err := send(n, i, size); err != nil {
+				return err
+			}
+			i++
+		}
+		return nil
+	case "burst": // burst COUNT SIZE: send COUNT payloads back to back
+		count, size := atoi(args[0]), atoi(args[1])
+		for i := 0; i < count; i++ {
+			if err := send(n, i, size); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "sink": // sink WANT [DELAY_MS]: check payloads, expect at least WANT, stop on Stop
+		want, delay := atoi(args[0]), 0
+		if len(args) > 1 {
+			delay = atoi(args[1])
+		}
+		got, last := 0, -1
+		var ev node.Event
+		for {
+			if err := n.RecvInto(ctx, &ev); err != nil {
+				return err
+			}
+			switch ev.Type {
+			case node.Input:
+				if ev.ID != "data" {
+					continue
+				}
+				i, err := check(ev.Data)
+				if err != nil {
+					return fmt.Errorf("input %q: %w", ev.ID, err)
+				}
+				if i <= last {
+					return fmt.Errorf("message %d after %d", i, last)
+				}
+				last = i
+				got++
+				time.Sleep(time.Duration(delay) * time.Millisecond)
+			case node.InputClosed:
+				fmt.Println("closed", ev.ID)
+			case node.Stop:
+				fmt.Printf("received %d messages, last %d\n", got, last)
+				if got < want {
+					return fmt.Errorf("received %d messages, want at least %d", got, want)
+				}
+				return nil
+			}
+		}
+	case "crash": // crash CODE: exit with CODE after the first input
+		for {
+			ev, err := n.Recv(ctx)
+			if err != nil {
+				return err
+			}
+			if ev.Type == node.Input {
+				fmt.Fprintln(os.Stderr, "something went badly wrong")
+				os.Exit(atoi(args[0]))
+			}
+		}
+	case "ignore-stop":
+		fmt.Println("ignoring every event")
+		time.Sleep(time.Hour)
+	}
+	return fmt.Errorf("unknown mode %q", mode)
+}
+
+// send writes payload i: its index, then a byte pattern derived from it.
+func send(n *node.Node, i, size int) error {
+	return n.SendOutputRaw("data", size, func(buf []byte) {
+		if size >= 8 {
+			binary.LittleEndian.PutUint64(buf, uint64(i))
+		}
+		for j := 8; j < len(buf); j += 4096 {
+			buf[j] = byte(i + j)
+		}
+		if len(buf) > 8 {
+			buf[len(buf)-1] = byte(i)
+		}
+	})
+}
+
+func check(b []byte) (int, error) {
+	if len(b) < 8 {
+		return 0, fmt.Errorf("%d bytes", len(b))
+	}
+	i := int(binary.LittleEndian.Uint64(b))
+	for j := 8; j < len(b); j += 4096 {
+		if b[j] != byte(i+j) && j != len(b)-1 {
+			return i, fmt.Errorf("message %d corrupt at byte %d", i, j)
+		}
+	}
+	if len(b) > 8 && b[len(b)-1] != byte(i) {
+		return i, fmt.Errorf("message %d corrupt at its last byte", i)
+	}
+	return i, nil
+}
