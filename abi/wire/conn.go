@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,7 +25,7 @@ type Conn struct {
 	oob  []byte
 	fds  []int
 
-	wmu sync.Mutex
+	wmu  sync.Mutex
 	woob []byte
 }
 
@@ -85,7 +86,7 @@ func (c *Conn) fill(n int) error {
 		c.rbuf = grown
 	}
 	for c.w < n {
-		m, oobn, _, _, err := unix.Recvmsg(c.fd, c.rbuf[c.w:], c.oob, unix.MSG_CMSG_CLOEXEC)
+		m, oobn, err := recvmsg(c.fd, c.rbuf[c.w:], c.oob)
 		if err == unix.EINTR {
 			continue
 		}
@@ -124,6 +125,26 @@ func (c *Conn) takeRights(oob []byte) error {
 		return fmt.Errorf("%w: %d descriptors arrived without frames", ErrMalformed, len(c.fds))
 	}
 	return nil
+}
+
+// recvmsg is unix.Recvmsg without the source address, which that function
+// allocates on every call and a connected socket never has.
+func recvmsg(fd int, p, oob []byte) (n, oobn int, err error) {
+	var iov unix.Iovec
+	iov.Base = &p[0]
+	iov.SetLen(len(p))
+	var msg unix.Msghdr
+	msg.Iov = &iov
+	msg.Iovlen = 1
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	r, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_CMSG_CLOEXEC)
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	return int(r), int(msg.Controllen), nil
 }
 
 // WriteFrame writes one whole frame, passing fds with its first byte.
