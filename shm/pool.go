@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+	"time"
 )
 
 // MinRegionSize is the smallest region a Pool creates: smaller payloads
@@ -12,6 +13,17 @@ const MinRegionSize = 64 << 10
 
 // maxFree bounds how many idle regions a pool keeps mapped.
 const maxFree = 16
+
+// Creating a region costs far more than reusing one: every page of a new
+// region faults on first write (about 4.5 ms for 4 MB on a VM, against
+// 0.1 ms to copy into a reused one). So when maxInFlight regions of a size
+// are already lent, Get first waits up to maxWait for one to come back.
+// The wait is bounded, so a receiver that keeps its data cannot stall a
+// sender for longer than that.
+const (
+	maxInFlight = 8
+	maxWait     = 20 * time.Millisecond
+)
 
 // PoolRegion is a region lent by a Pool.
 type PoolRegion struct {
@@ -28,16 +40,17 @@ type PoolRegion struct {
 type Pool struct {
 	name string
 
-	mu     sync.Mutex
-	nextID uint64
-	free   []*PoolRegion
-	lent   map[uint64]*PoolRegion
-	closed bool
+	mu       sync.Mutex
+	nextID   uint64
+	free     []*PoolRegion
+	lent     map[uint64]*PoolRegion
+	closed   bool
+	returned chan struct{} // signalled by Put
 }
 
 // NewPool makes an empty pool; name labels its memfds.
 func NewPool(name string) *Pool {
-	return &Pool{name: name, lent: make(map[uint64]*PoolRegion)}
+	return &Pool{name: name, lent: make(map[uint64]*PoolRegion), returned: make(chan struct{}, 1)}
 }
 
 // SizeFor is the size of the region Get creates for an n-byte payload.
@@ -51,31 +64,73 @@ func SizeFor(n int) int {
 // Get lends a region of at least n bytes: the smallest idle one that fits
 // without wasting more than half of it, or a new one.
 func (p *Pool) Get(n int) (*PoolRegion, error) {
+	var deadline time.Time
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("shm: pool %s is closed", p.name)
+		}
+		if r := p.takeFree(n); r != nil {
+			p.mu.Unlock()
+			return r, nil
+		}
+		busy := p.lentOfSize(SizeFor(n))
+		p.mu.Unlock()
+		if busy < maxInFlight {
+			break
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(maxWait)
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-p.returned:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	reg, err := Create(p.name, SizeFor(n))
+	if err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return nil, fmt.Errorf("shm: pool %s is closed", p.name)
-	}
+	p.nextID++
+	r := &PoolRegion{Region: reg, ID: p.nextID}
+	p.lent[r.ID] = r
+	return r, nil
+}
+
+// takeFree lends the best idle region for n bytes, or returns nil.
+func (p *Pool) takeFree(n int) *PoolRegion {
 	best := -1
 	for i, r := range p.free {
 		if r.Size() >= n && r.Size() <= 2*SizeFor(n) && (best < 0 || r.Size() < p.free[best].Size()) {
 			best = i
 		}
 	}
-	var r *PoolRegion
-	if best >= 0 {
-		r = p.free[best]
-		p.free = append(p.free[:best], p.free[best+1:]...)
-	} else {
-		reg, err := Create(p.name, SizeFor(n))
-		if err != nil {
-			return nil, err
-		}
-		p.nextID++
-		r = &PoolRegion{Region: reg, ID: p.nextID}
+	if best < 0 {
+		return nil
 	}
+	r := p.free[best]
+	p.free = append(p.free[:best], p.free[best+1:]...)
 	p.lent[r.ID] = r
-	return r, nil
+	return r
+}
+
+func (p *Pool) lentOfSize(size int) int {
+	c := 0
+	for _, r := range p.lent {
+		if r.Size() == size {
+			c++
+		}
+	}
+	return c
 }
 
 // Put takes back a lent region. When the pool already holds enough idle
@@ -94,6 +149,10 @@ func (p *Pool) Put(id uint64) (dropped uint64) {
 		return id
 	}
 	p.free = append(p.free, r)
+	select {
+	case p.returned <- struct{}{}:
+	default:
+	}
 	return 0
 }
 

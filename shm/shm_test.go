@@ -105,3 +105,32 @@ func TestNothingAppearsInDevShm(t *testing.T) {
 		t.Fatalf("/dev/shm went from %d to %d entries", len(before), len(after))
 	}
 }
+
+func TestPoolWaitsForAReturnBeforeGrowing(t *testing.T) {
+	p := NewPool("test")
+	defer p.Close()
+	var lent []*PoolRegion
+	for i := 0; i < maxInFlight; i++ {
+		r, err := p.Get(1 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lent = append(lent, r)
+	}
+	go p.Put(lent[3].ID)
+	r, err := p.Get(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ID != lent[3].ID {
+		t.Fatalf("got a new region %d instead of waiting for %d", r.ID, lent[3].ID)
+	}
+	// Nothing comes back: after the bounded wait, the pool grows.
+	r2, err := p.Get(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, lentNow := p.Stats(); lentNow != maxInFlight+1 || r2.ID <= lent[len(lent)-1].ID {
+		t.Fatalf("pool did not grow: lent %d, id %d", lentNow, r2.ID)
+	}
+}
