@@ -46,6 +46,9 @@ type Node struct {
 	closeOnce sync.Once
 	readers   sync.WaitGroup
 	iterErr   atomic.Pointer[error]
+
+	dropMu  sync.Mutex
+	dropped []uint64 // retired regions the daemon has not been told about
 }
 
 // Init connects to the daemon described by the environment (the daemon
@@ -124,10 +127,13 @@ func (n *Node) DataflowID() string { return n.cfg.DataflowID }
 // Config is the configuration the daemon gave this node.
 func (n *Node) Config() *wire.NodeConfig { return n.cfg }
 
-// controlLoop takes back shared-memory regions the receivers released.
+// controlLoop takes back shared-memory regions the receivers released. It
+// never writes: the daemon may be blocked writing RELEASED to this very
+// socket, and a write here could then wait for it forever. Regions it
+// retires are announced by the next send instead.
 func (n *Node) controlLoop() {
 	defer n.readers.Done()
-	var regions, dropped []uint64
+	var regions []uint64
 	var d wire.Decoder
 	for {
 		f, fds, err := n.ctrl.ReadFrame()
@@ -144,14 +150,12 @@ func (n *Node) controlLoop() {
 		if regions, err = d.Regions(regions); err != nil {
 			continue
 		}
-		dropped = dropped[:0]
 		for _, id := range regions {
 			if id := n.pool.Put(id); id != 0 {
-				dropped = append(dropped, id)
+				n.dropMu.Lock()
+				n.dropped = append(n.dropped, id)
+				n.dropMu.Unlock()
 			}
-		}
-		if len(dropped) > 0 {
-			n.sendControl(func(e *wire.Encoder) []byte { return e.PutRegions(wire.KindDropRegions, dropped) })
 		}
 	}
 }

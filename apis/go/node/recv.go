@@ -273,7 +273,7 @@ func (n *Node) RecvInto(ctx context.Context, ev *Event) error {
 }
 
 func (r *receiver) streamError(err error) error {
-	if errors.Is(err, io.EOF) {
+	if errors.Is(err, io.EOF) || errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
 		return fmt.Errorf("dora node %q: the daemon closed the connection without a STOP event (did it crash?)", r.n.cfg.NodeID)
 	}
 	return fmt.Errorf("dora node %q: receiving events: %w", r.n.cfg.NodeID, err)

@@ -60,10 +60,20 @@ func (n *Node) SendOutputWithMetadata(id string, data []byte, md Metadata) error
 
 func (n *Node) send(id string, size int, opts []SendOption, write func([]byte) (*wire.ArrayInfo, error)) error {
 	var md Metadata
+	if len(opts) > 0 {
+		md = applyOptions(opts)
+	}
+	return n.sendMetadata(id, size, &md, write)
+}
+
+// applyOptions is apart from send so that only messages with options pay
+// for the metadata escaping to the heap.
+func applyOptions(opts []SendOption) Metadata {
+	var md Metadata
 	for _, o := range opts {
 		o(&md)
 	}
-	return n.sendMetadata(id, size, &md, write)
+	return md
 }
 
 func (n *Node) sendMetadata(id string, size int, md *Metadata, write func([]byte) (*wire.ArrayInfo, error)) error {
@@ -123,6 +133,7 @@ func (n *Node) sendShm(id string, size int, md *Metadata, write func([]byte) (*w
 	n.sendMu.Lock()
 	defer n.sendMu.Unlock()
 	e := &n.sendEnc
+	n.announceDropped(e)
 	e.Reset()
 	e.PutSendOutputHeader(id, md)
 	e.U8(uint8(wire.DataShm))
@@ -144,5 +155,19 @@ func (n *Node) sendShm(id string, size int, md *Metadata, write func([]byte) (*w
 func stampNow(md *Metadata) {
 	if md.Timestamp == 0 {
 		md.Timestamp = uint64(time.Now().UnixNano())
+	}
+}
+
+// announceDropped tells the daemon about regions the pool retired, so it
+// can close them too. Called with sendMu held.
+func (n *Node) announceDropped(e *wire.Encoder) {
+	n.dropMu.Lock()
+	defer n.dropMu.Unlock()
+	if len(n.dropped) == 0 {
+		return
+	}
+	e.Reset()
+	if err := n.ctrl.WriteFrame(e.PutRegions(wire.KindDropRegions, n.dropped)); err == nil {
+		n.dropped = n.dropped[:0]
 	}
 }
