@@ -89,5 +89,6 @@ by runtime nodes) that exchange Apache Arrow messages, described in a YAML file.
 	)
 	root.AddCommand(newCheckCmd(), newGraphCmd(), newBuildCmd(), newSchemaCmd(), newVersionCmd(), newRunCmd(), newRuntimeCmd())
 	root.AddCommand(notYetCommands()...)
+	root.AddCommand(newProjectCommands()...)
 	return root
 }

@@ -86,25 +86,6 @@ func notYetCommands() []*cobra.Command {
 			c.Flags().String("control-interface", "127.0.0.1", "`address` the CLI connects to")
 			c.Flags().Int("control-port", controlPort, "`port` the CLI connects to")
 		}),
-		notYet(&cobra.Command{
-			Use:     "new NAME",
-			Short:   "Create a dataflow, operator or node project from a template",
-			Args:    cobra.ExactArgs(1),
-			GroupID: groupDevelop,
-		}, func(c *cobra.Command) {
-			c.Flags().String("kind", "dataflow", "what to create: dataflow, operator or node")
-			langFlag(c)
-		}),
-		parent("operator", "Work on operators", notYet(&cobra.Command{
-			Use:   "new NAME",
-			Short: "Create an operator project from a template",
-			Args:  cobra.ExactArgs(1),
-		}, langFlag)),
-		parent("node", "Work on custom nodes", notYet(&cobra.Command{
-			Use:   "new NAME",
-			Short: "Create a custom node project from a template",
-			Args:  cobra.ExactArgs(1),
-		}, langFlag)),
 	}
 }
 
