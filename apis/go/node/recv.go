@@ -102,6 +102,10 @@ func (e *Event) Release() {
 	}
 }
 
+// InSharedMemory reports whether Data is a view of a shared-memory region
+// (and so outside the Go heap) rather than of a receive buffer.
+func (e *Event) InSharedMemory() bool { return e.hold != nil && e.hold.region != 0 }
+
 // Array returns the data as an Arrow array, without copying: raw bytes
 // become a uint8 array. It is valid until Release.
 func (e *Event) Array() (arrow.Array, error) {
