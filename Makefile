@@ -7,12 +7,22 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 all: build
 
-build: bin/dora
+build: bin/dora bin/libdora_node_api_c.a bin/libdora_node_api_c.so
 
 # bin/dora is static: CGO_ENABLED=0; C and Python operators are reached
 # through purego at run time.
 bin/dora: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/dora ./cmd/dora
+
+# The C node API is Go code exported to C, so it is the one part built
+# with cgo. The generated headers are dropped: abi/c/node_api.h is the API.
+bin/libdora_node_api_c.a: FORCE
+	CGO_ENABLED=1 $(GO) build -trimpath -buildmode=c-archive -o $@ ./apis/c/node
+	rm -f bin/libdora_node_api_c.h
+
+bin/libdora_node_api_c.so: FORCE
+	CGO_ENABLED=1 $(GO) build -trimpath -buildmode=c-shared -o $@ ./apis/c/node
+	rm -f bin/libdora_node_api_c.h
 
 demo: build
 	bin/dora build examples/go-dataflow/dataflow.yml
