@@ -142,10 +142,13 @@ func (inst *instance) run(ctx context.Context) *Result {
 		home = "/"
 	}
 	var running []*nodeState
-	for _, n := range inst.nodes {
+	for i, n := range inst.nodes {
 		if err := n.spawn(home); err != nil {
 			n.result.Err = fmt.Errorf("could not start: %w", err)
 			inst.requestStop(fmt.Sprintf("node %q could not start", n.id))
+			for _, later := range inst.nodes[i+1:] {
+				later.result.Err = fmt.Errorf("not started, because node %q could not start", n.id)
+			}
 			break
 		}
 		running = append(running, n)
