@@ -1,7 +1,7 @@
 # Two commands matter on a fresh machine: `make demo` and `make test`.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.sourceDir=$(CURDIR)
 
 .PHONY: all build demo test test-go test-examples bench lint clean
 

@@ -62,11 +62,8 @@ func TestNotYetCommands(t *testing.T) {
 		{"stop", "--name", "x"},
 		{"list"},
 		{"logs", "camera"},
-		{"new", "robot", "--lang", "python"},
 		{"daemon", "--machine-id", "A"},
 		{"coordinator", "--port", "1234"},
-		{"operator", "new", "op"},
-		{"node", "new", "n"},
 	}
 	for _, args := range tests {
 		name := strings.Join(args, " ")
