@@ -60,6 +60,7 @@ type nodeState struct {
 type outputState struct {
 	id     string
 	subs   []*inputQueue
+	nodes  []*nodeState // the distinct nodes of subs
 	closed bool
 }
 
@@ -310,8 +311,13 @@ func (n *nodeState) route(so *wire.SendOutput, fds []int) error {
 			return fmt.Errorf("region %d reused before every receiver released it", so.Data.Region)
 		}
 	}
+	// Queue for everyone before waking anyone: a receiver must not get a
+	// message derived from m (an operator's answer) before m itself.
 	for _, q := range o.subs {
-		q.node.push(q, m)
+		q.node.enqueue(q, m)
+	}
+	for _, n := range o.nodes {
+		n.deliver()
 	}
 	return nil
 }

@@ -160,9 +160,14 @@ func (n *nodeState) oldestQueue() *inputQueue {
 	return best
 }
 
-// push queues m on q, dropping the oldest message if q is full, and
-// delivers at once if the node is waiting.
+// push queues m on q and delivers at once if the node is waiting.
 func (n *nodeState) push(q *inputQueue, m *message) {
+	n.enqueue(q, m)
+	n.deliver()
+}
+
+// enqueue queues m on q, dropping the oldest message if q is full.
+func (n *nodeState) enqueue(q *inputQueue, m *message) {
 	n.mu.Lock()
 	if n.gone || n.stopDue || q.closed {
 		n.mu.Unlock()
@@ -177,11 +182,17 @@ func (n *nodeState) push(q *inputQueue, m *message) {
 			n.inst.log.Warn("input queue full: dropping the oldest messages (counted in the summary)", "node", n.id, "input", q.id, "queue_size", q.size)
 		}
 	}
-	n.deliverLocked()
 	n.mu.Unlock()
 	if dropped {
 		old.msg.unref()
 	}
+}
+
+// deliver answers the node's outstanding request, if any.
+func (n *nodeState) deliver() {
+	n.mu.Lock()
+	n.deliverLocked()
+	n.mu.Unlock()
 }
 
 // closeInput queues q's closed marker; once every input is closed the node

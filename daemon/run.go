@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -113,6 +114,9 @@ func newInstance(df *descriptor.Dataflow, opts Options) *instance {
 			} else if sender := byID[src.Node]; sender != nil {
 				out := sender.outputs[src.OutputID()]
 				out.subs = append(out.subs, q)
+				if !slices.Contains(out.nodes, n) {
+					out.nodes = append(out.nodes, n)
+				}
 			}
 			n.queues = append(n.queues, q)
 			n.openInputs++
