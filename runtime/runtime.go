@@ -56,21 +56,41 @@ type Config struct {
 // Run loads the node's operators and runs them until every operator has
 // finished. It returns an error naming every operator that failed.
 func Run(ctx context.Context, d Daemon, cfg Config) error {
+	return Load(ctx, cfg).Run(ctx, d)
+}
+
+// Host is a runtime node whose operators are loaded.
+type Host struct{ rt *nodeRuntime }
+
+// Load loads every operator of the node. An operator that fails to load is
+// reported by Run and its outputs close at once; the others still run. A
+// runtime node loads before it connects to its daemon, so the dataflow's
+// start barrier waits for slow loads (compiling a WASM module, importing
+// Python packages) and no message is queued meanwhile.
+func Load(ctx context.Context, cfg Config) *Host {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 5 * time.Second
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	rt := &nodeRuntime{cfg: cfg, d: d, ops: make(map[string]*hosted)}
+	rt := &nodeRuntime{cfg: cfg, ops: make(map[string]*hosted)}
 	rt.build()
 	home, _ := os.UserHomeDir()
 	base := cfg.Node.BaseDir(cfg.DataflowDir, home)
 	for _, h := range rt.order {
 		rt.load(ctx, h, base)
 	}
+	return &Host{rt: rt}
+}
+
+// Run runs the loaded operators with the daemon's events until every
+// operator has finished.
+func (host *Host) Run(ctx context.Context, d Daemon) error {
+	rt := host.rt
+	rt.d = d
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for _, h := range rt.order {
 		if h.op != nil {
 			rt.running.Add(1)
@@ -79,7 +99,7 @@ func Run(ctx context.Context, d Daemon, cfg Config) error {
 			rt.finish(h)
 		}
 	}
-	if cfg.HotReload {
+	if rt.cfg.HotReload {
 		go rt.watch(ctx)
 	}
 	go rt.dispatch(ctx)

@@ -32,17 +32,17 @@ meant to be run by hand.`,
 				return fmt.Errorf("%s does not describe a runtime node (%v)", wire.EnvNodeConfig, err)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			defer loaders.Shutdown()
+			host := runtime.Load(cmd.Context(), runtime.Config{
+				Node: &spec, DataflowDir: cfg.DataflowDir, Loaders: loaders.New(), Logger: log,
+				HotReload: os.Getenv(envHotReload) == "1", Stdout: os.Stdout, Stderr: os.Stderr,
+			})
 			n, err := node.InitWithConfig(cfg)
 			if err != nil {
 				return err
 			}
 			defer n.Close()
-			defer loaders.Shutdown()
-			err = runtime.Run(cmd.Context(), runtime.NodeLink{N: n}, runtime.Config{
-				Node: &spec, DataflowDir: cfg.DataflowDir, Loaders: loaders.New(), Logger: log,
-				HotReload: os.Getenv(envHotReload) == "1", Stdout: os.Stdout, Stderr: os.Stderr,
-			})
-			if err != nil {
+			if err := host.Run(cmd.Context(), runtime.NodeLink{N: n}); err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("runtime node %q: %w", spec.ID, err)}
 			}
 			return nil
