@@ -103,3 +103,10 @@ func TestBenchmark(t *testing.T) {
 		}
 	}
 }
+
+func TestWASMDataflow(t *testing.T) {
+	runExample(t, example{dir: "wasm-dataflow", want: []string{
+		"check: check: all 50 summaries match",
+		"finished: 3 nodes succeeded",
+	}})
+}
