@@ -79,6 +79,12 @@ type OperatorSpec struct {
 	// can redirect it (wasm, python). Native code writes to the process's
 	// own file descriptors, which the daemon captures.
 	Stdout, Stderr io.Writer
+	// DedicatedThread is set when the caller makes every call for this
+	// operator (Load, OnEvent, Reload, Close) from one goroutine locked to
+	// its OS thread, as the runtime does: a loader may then run
+	// thread-bound code on the caller's thread instead of a thread of its
+	// own.
+	DedicatedThread bool
 }
 
 // Status is what an operator returns from OnEvent. The values are those of

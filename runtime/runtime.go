@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	goruntime "runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -67,6 +68,11 @@ type Host struct{ rt *nodeRuntime }
 // runtime node loads before it connects to its daemon, so the dataflow's
 // start barrier waits for slow loads (compiling a WASM module, importing
 // Python packages) and no message is queued meanwhile.
+//
+// Each operator lives on one goroutine locked to its own OS thread, from
+// Load to Close: thread-bound code (a Python thread state, a C library's
+// thread-local state, a GUI handle) always sees the same thread, and
+// loaders can rely on it (OperatorSpec.DedicatedThread).
 func Load(ctx context.Context, cfg Config) *Host {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -74,31 +80,50 @@ func Load(ctx context.Context, cfg Config) *Host {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 5 * time.Second
 	}
-	rt := &nodeRuntime{cfg: cfg, ops: make(map[string]*hosted)}
+	rt := &nodeRuntime{cfg: cfg, ops: make(map[string]*hosted), start: make(chan struct{})}
 	rt.build()
 	home, _ := os.UserHomeDir()
 	base := cfg.Node.BaseDir(cfg.DataflowDir, home)
+	var loaded sync.WaitGroup
 	for _, h := range rt.order {
-		rt.load(ctx, h, base)
+		loaded.Add(1)
+		rt.running.Add(1)
+		go rt.operatorThread(ctx, h, base, loaded.Done)
 	}
+	loaded.Wait()
 	return &Host{rt: rt}
+}
+
+// operatorThread is an operator's whole life on its own thread.
+func (rt *nodeRuntime) operatorThread(ctx context.Context, h *hosted, base string, loaded func()) {
+	// Never unlocked: the thread ends with the operator, and so does any
+	// thread-local state its code left behind.
+	goruntime.LockOSThread()
+	defer rt.running.Done()
+	rt.load(ctx, h, base)
+	loaded()
+	select {
+	case <-rt.start:
+	case <-ctx.Done():
+		if h.op != nil {
+			h.op.Close()
+		}
+		return
+	}
+	defer rt.finish(h)
+	if h.op != nil {
+		rt.serve(rt.runCtx, h)
+	}
 }
 
 // Run runs the loaded operators with the daemon's events until every
 // operator has finished.
 func (host *Host) Run(ctx context.Context, d Daemon) error {
 	rt := host.rt
-	rt.d = d
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for _, h := range rt.order {
-		if h.op != nil {
-			rt.running.Add(1)
-			go rt.serve(ctx, h)
-		} else {
-			rt.finish(h)
-		}
-	}
+	rt.d, rt.runCtx = d, ctx
+	close(rt.start)
 	if rt.cfg.HotReload {
 		go rt.watch(ctx)
 	}
@@ -172,6 +197,10 @@ type nodeRuntime struct {
 	order   []*hosted
 	running sync.WaitGroup
 
+	// start is closed by Run, once d and runCtx are set.
+	start  chan struct{}
+	runCtx context.Context
+
 	stopOnce sync.Once
 	stopped  chan struct{}
 }
@@ -227,7 +256,7 @@ func (rt *nodeRuntime) load(ctx context.Context, h *hosted, base string) {
 	}
 	h.opSpec = OperatorSpec{
 		NodeID: rt.cfg.Node.ID, Operator: h.spec, Path: path, WorkDir: base,
-		Logger: h.log, Stdout: rt.cfg.Stdout, Stderr: rt.cfg.Stderr,
+		Logger: h.log, Stdout: rt.cfg.Stdout, Stderr: rt.cfg.Stderr, DedicatedThread: true,
 	}
 	op, err := safeLoad(ctx, loader, h.opSpec)
 	if err != nil {
@@ -293,10 +322,8 @@ func (rt *nodeRuntime) stopAll() {
 	})
 }
 
-// serve runs one operator's loop on its own goroutine.
+// serve runs one operator's events until it finishes.
 func (rt *nodeRuntime) serve(ctx context.Context, h *hosted) {
-	defer rt.running.Done()
-	defer rt.finish(h)
 	out := &opSender{rt: rt, h: h}
 	for {
 		q, reload, stop, err := h.queue.next(ctx)
