@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/loaders/python"
 	"github.com/dora-go/dora/loaders/sharedlib"
 	"github.com/dora-go/dora/loaders/wasm"
 	"github.com/dora-go/dora/runtime"
@@ -15,6 +16,7 @@ func New() map[descriptor.SourceKind]runtime.Loader {
 	return map[descriptor.SourceKind]runtime.Loader{
 		descriptor.SourceSharedLibrary: sharedlib.New(nil),
 		descriptor.SourceWASM:          wasm.New(wasm.Config{}),
+		descriptor.SourcePython:        python.New(),
 	}
 }
 

@@ -1,0 +1,6 @@
+"""probe.py with any_thread = True."""
+import probe
+
+
+class Operator(probe.Operator):
+    any_thread = True
