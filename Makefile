@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.sourceDir=$(CURDIR)
 
-.PHONY: all build demo test test-go test-examples bench lint clean
+.PHONY: all build demo test bench lint clean
 
 all: build
 
@@ -30,6 +30,7 @@ demo: build
 
 test: lint build
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+	python3 -m pytest -q apis/python
 
 bench: build
 	bin/dora build examples/benchmark/dataflow.yml
