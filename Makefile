@@ -33,6 +33,7 @@ test: lint build
 	python3 -m pytest -q apis/python
 
 bench: build
+	$(GO) run ./examples/benchmark/baseline
 	bin/dora build examples/benchmark/dataflow.yml
 	BENCH_CSV=$(CURDIR)/out/bench.csv bin/dora run examples/benchmark/dataflow.yml
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./apis/go/node/ ./loaders/... ./internal/arrowconv/

@@ -278,3 +278,96 @@ nodes:
 		t.Fatalf("Err = %v", err)
 	}
 }
+
+// TestSIGKILLedReceiverLeaksNothing kills a node while it holds a message
+// in shared memory: the sender must get its regions back, the others
+// finish, and nothing is left behind (descriptors are checked by runYAML).
+func TestSIGKILLedReceiverLeaksNothing(t *testing.T) {
+	shmBefore := listDir(t, "/dev/shm")
+	res, out := runYAML(t, context.Background(), `
+nodes:
+  - id: source
+    path: TESTNODE
+    args: source 40 1000000
+    inputs: {tick: dora/timer/millis/5}
+    outputs: [data]
+  - id: victim
+    path: TESTNODE
+    args: die-holding
+    inputs: {data: source/data}
+  - id: survivor
+    path: TESTNODE
+    args: sink 40
+    inputs: {data: {source: source/data, queue_size: 100}}
+`, Options{})
+	for _, n := range res.Nodes {
+		switch n.ID {
+		case "victim":
+			if n.Signal != "SIGKILL" {
+				t.Errorf("victim: %s", n.Describe())
+			}
+		default:
+			if n.Failed() {
+				t.Errorf("%s failed: %s\n%s", n.ID, n.Describe(), out)
+			}
+		}
+	}
+	if zombies := childZombies(t); len(zombies) > 0 {
+		t.Errorf("zombie children left: %v", zombies)
+	}
+	if after := listDir(t, "/dev/shm"); len(after) != len(shmBefore) {
+		t.Errorf("/dev/shm went from %v to %v", shmBefore, after)
+	}
+}
+
+func listDir(t *testing.T, dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Skipf("%s: %v", dir, err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// childZombies lists this process's children that exited unreaped.
+func childZombies(t *testing.T) []string {
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	me := strconv.Itoa(os.Getpid())
+	var zombies []string
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces, so split after ')'.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == me {
+			zombies = append(zombies, s[:i+1])
+		}
+	}
+	return zombies
+}
+
+// TestChildZombiesSeesAnUnreapedChild keeps the zombie check honest.
+func TestChildZombiesSeesAnUnreapedChild(t *testing.T) {
+	c := exec.Command("true")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(childZombies(t)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an exited, unreaped child is not reported as a zombie")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

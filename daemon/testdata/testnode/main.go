@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/dora-go/dora/apis/go/node"
@@ -116,6 +117,17 @@ func run(mode string, args []string) error {
 			if ev.Type == node.Input {
 				fmt.Fprintln(os.Stderr, "something went badly wrong")
 				os.Exit(atoi(args[0]))
+			}
+		}
+	case "die-holding": // die-holding: SIGKILL itself while holding its first input
+		for {
+			ev, err := n.Recv(ctx)
+			if err != nil {
+				return err
+			}
+			if ev.Type == node.Input {
+				fmt.Println("holding", len(ev.Data), "bytes, dying")
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			}
 		}
 	case "ignore-stop":
