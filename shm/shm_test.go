@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"testing"
+	"time"
 )
 
 func TestRegionIsSharedAndReadOnlyForReceivers(t *testing.T) {
@@ -117,7 +118,10 @@ func TestPoolWaitsForAReturnBeforeGrowing(t *testing.T) {
 		}
 		lent = append(lent, r)
 	}
-	go p.Put(lent[3].ID)
+	go func() {
+		time.Sleep(time.Millisecond)
+		p.Put(lent[3].ID)
+	}()
 	r, err := p.Get(1 << 20)
 	if err != nil {
 		t.Fatal(err)
