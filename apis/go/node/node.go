@@ -18,8 +18,19 @@ import (
 // Metadata travels with every message.
 type Metadata = wire.Metadata
 
-// Parameter is one metadata value.
+// Parameter is one metadata value; Kind says which field holds it.
 type Parameter = wire.Parameter
+
+// Kinds of Parameter.
+const (
+	ParamBool       = wire.ParamBool
+	ParamInt        = wire.ParamInt
+	ParamFloat      = wire.ParamFloat
+	ParamString     = wire.ParamString
+	ParamIntList    = wire.ParamIntList
+	ParamFloatList  = wire.ParamFloatList
+	ParamStringList = wire.ParamStringList
+)
 
 // ErrClosed is returned by calls on a closed Node.
 var ErrClosed = errors.New("dora node is closed")
