@@ -110,3 +110,32 @@ func TestWASMDataflow(t *testing.T) {
 		"finished: 3 nodes succeeded",
 	}})
 }
+
+// TestCheckAndGraphEveryExample runs `dora check` and `dora graph` on every
+// example, built, as a user would before running it.
+func TestCheckAndGraphEveryExample(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(root, "examples", "*", "dataflow*.yml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	for _, file := range files {
+		rel, _ := filepath.Rel(root, file)
+		t.Run(rel, func(t *testing.T) {
+			dir := filepath.Dir(file)
+			doraCmd(t, dir, "build", file)
+			out := doraCmd(t, dir, "check", file)
+			if !strings.Contains(out, "✓") {
+				t.Errorf("check output:\n%s", out)
+			}
+			mermaid := doraCmd(t, dir, "graph", file)
+			if !strings.HasPrefix(mermaid, "flowchart") {
+				t.Errorf("graph is not Mermaid:\n%s", mermaid)
+			}
+			html := filepath.Join(t.TempDir(), "graph.html")
+			doraCmd(t, dir, "graph", "--html", html, file)
+			if b, err := os.ReadFile(html); err != nil || !strings.Contains(string(b), "<svg") {
+				t.Errorf("no HTML graph: %v", err)
+			}
+		})
+	}
+}
