@@ -3,6 +3,7 @@ package examples_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,15 @@ func TestTemplatesBuildAndRunAsGenerated(t *testing.T) {
 
 func doraCmd(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	out, err := doraRun(dir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// doraRun runs bin/dora in dir; the error includes its output.
+func doraRun(dir string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dora, args...)
@@ -57,7 +67,7 @@ func doraCmd(t *testing.T, dir string, args ...string) string {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("dora %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		return out.String(), fmt.Errorf("dora %s: %v\n%s", strings.Join(args, " "), err, out.String())
 	}
-	return out.String()
+	return out.String(), nil
 }
