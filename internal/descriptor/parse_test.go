@@ -274,3 +274,21 @@ func dump(d *Dataflow) string {
 	b, _ := json.MarshalIndent(d, "", "  ")
 	return string(b)
 }
+
+func TestEventTimeoutNone(t *testing.T) {
+	df, err := Parse("dataflow.yml", []byte(`
+nodes:
+  - id: rt
+    operators:
+      - id: fast
+        wasm: fast.wasm
+        sandbox:
+          event_timeout: none
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := df.Node("rt").Operator("fast").Sandbox.EventTimeout; got != NoEventTimeout {
+		t.Fatalf("EventTimeout = %v, want NoEventTimeout", got)
+	}
+}

@@ -47,13 +47,17 @@ var sandboxFields = fields[Sandbox]{
 	},
 	{
 		name:   "event_timeout",
-		doc:    "Longest time one on_event call may take, as a Go duration like \"100ms\" or \"2s\".",
-		schema: map[string]any{"type": "string", "pattern": durationPattern},
+		doc:    "Longest time one on_event call may take, as a Go duration like \"100ms\" or \"2s\"; \"none\" removes the limit (a runaway loop then cannot be interrupted, but each event costs less).",
+		schema: map[string]any{"type": "string", "pattern": durationPattern + "|^none$"},
 		parse: func(p *parser, at loc, _, v *yaml.Node, s *Sandbox) {
 			v = p.deref(v)
+			if v.Kind == yaml.ScalarNode && v.Value == "none" {
+				s.EventTimeout = NoEventTimeout
+				return
+			}
 			d, err := time.ParseDuration(v.Value)
 			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" || err != nil || d <= 0 {
-				p.addf(v.Line, at, "event_timeout must be a positive duration like \"100ms\", got %s", describeValue(v))
+				p.addf(v.Line, at, "event_timeout must be a positive duration like \"100ms\", or \"none\", got %s", describeValue(v))
 				return
 			}
 			s.EventTimeout = d

@@ -110,9 +110,13 @@ type Sandbox struct {
 	// MemoryLimit caps the guest's linear memory in bytes; 0 means the
 	// loader's default.
 	MemoryLimit uint64 `json:"memory_limit,omitempty"`
-	// EventTimeout bounds one on_event call; 0 means the loader's default.
+	// EventTimeout bounds one on_event call; 0 means the loader's default
+	// and NoEventTimeout (`event_timeout: none`) no limit at all.
 	EventTimeout time.Duration `json:"event_timeout,omitempty"`
 }
+
+// NoEventTimeout is Sandbox.EventTimeout for operators without a time limit.
+const NoEventTimeout time.Duration = -1
 
 // Input is one input of a node or operator.
 type Input struct {

@@ -385,9 +385,9 @@ nodes:
 				`dataflow.yml:12: nodes[0].operators[1].sandbox (w): mount "data": must be host:guest or host:guest:ro`,
 				`dataflow.yml:13: nodes[0].operators[1].sandbox (w): mount "data:data": the guest path "data" must be absolute (start with /)`,
 				`dataflow.yml:15: nodes[0].operators[1].sandbox (w): memory_limit: unknown size unit "MX" (did you mean "MB"?); use B, KB, MB, GB, KiB, MiB or GiB`,
-				`dataflow.yml:16: nodes[0].operators[1].sandbox (w): event_timeout must be a positive duration like "100ms", got 100`,
+				`dataflow.yml:16: nodes[0].operators[1].sandbox (w): event_timeout must be a positive duration like "100ms", or "none", got 100`,
 				`dataflow.yml:20: nodes[0].operators[2].sandbox (w2): memory_limit must be a positive size in bytes like 67108864 or "64MiB", got -1`,
-				`dataflow.yml:21: nodes[0].operators[2].sandbox (w2): event_timeout must be a positive duration like "100ms", got the string "soon"`,
+				`dataflow.yml:21: nodes[0].operators[2].sandbox (w2): event_timeout must be a positive duration like "100ms", or "none", got the string "soon"`,
 			},
 		},
 		{
