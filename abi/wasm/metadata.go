@@ -5,62 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/dora-go/dora/abi/wire"
 )
 
-// Metadata is the ABI's copy of Metadata (abi/wire): this package
-// must compile for wasm guests, which cannot import the wire package (it
-// speaks unix sockets). Field for field it is the same; the host converts.
-type Metadata struct {
-	// Timestamp is the sender's clock, in nanoseconds since the Unix epoch.
-	Timestamp            uint64
-	OpenTelemetryContext string
-	Parameters           map[string]Parameter
-	// Type describes data holding an Arrow array; nil means raw bytes.
-	Type *ArrayInfo
-}
+// The metadata types are abi/wire's: the guest ABI encodes the same
+// values in its own block layout (below, and ABI.md section 6).
+type (
+	Metadata   = wire.Metadata
+	ParamKind  = wire.ParamKind
+	Parameter  = wire.Parameter
+	ArrayInfo  = wire.ArrayInfo
+	BufferSpan = wire.BufferSpan
+)
 
-// ParamKind tags a Parameter; the values are those of ParamKind.
-type ParamKind uint8
-
+// Parameter kinds.
 const (
-	ParamBool ParamKind = iota + 1
-	ParamInt
-	ParamFloat
-	ParamString
-	ParamIntList
-	ParamFloatList
-	ParamStringList
+	ParamBool       = wire.ParamBool
+	ParamInt        = wire.ParamInt
+	ParamFloat      = wire.ParamFloat
+	ParamString     = wire.ParamString
+	ParamIntList    = wire.ParamIntList
+	ParamFloatList  = wire.ParamFloatList
+	ParamStringList = wire.ParamStringList
 )
-
-// Parameter is one metadata value; only the field matching Kind is set.
-type Parameter struct {
-	Kind    ParamKind
-	Bool    bool
-	Int     int64
-	Float   float64
-	String  string
-	Ints    []int64
-	Floats  []float64
-	Strings []string
-}
-
-// ArrayInfo is the layout of an Arrow array inside a message's data, as
-// ArrayInfo.
-type ArrayInfo struct {
-	Format    string
-	Length    int64
-	NullCount int64
-	Offset    int64
-	Buffers   []BufferSpan
-	Children  []ArrayInfo
-}
-
-// BufferSpan locates one buffer inside the message data.
-type BufferSpan struct {
-	Offset uint64
-	Len    uint64
-	Absent bool
-}
 
 // The metadata block, little-endian, no alignment (ABI.md, "Metadata"):
 //

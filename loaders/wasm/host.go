@@ -73,7 +73,7 @@ func (in *instance) send(mod api.Module, stack []uint64, withMeta bool) int32 {
 		if !ok {
 			return wasmabi.SendInvalid
 		}
-		md, err := decodeWireMetadata(meta)
+		md, err := wasmabi.DecodeMetadata(meta)
 		if err != nil {
 			return wasmabi.SendInvalid
 		}

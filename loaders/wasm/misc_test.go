@@ -14,7 +14,6 @@ import (
 	"sync"
 	"testing"
 
-	wasmabi "github.com/dora-go/dora/abi/wasm"
 	"github.com/dora-go/dora/abi/wire"
 	"github.com/dora-go/dora/runtime"
 	"github.com/dora-go/dora/runtime/runtimetest"
@@ -37,26 +36,6 @@ func sampleWire() wire.Metadata {
 	}
 }
 
-func TestWireMetadataMatchesABICodec(t *testing.T) {
-	for _, md := range []wire.Metadata{{}, {Timestamp: 5}, sampleWire()} {
-		b := appendWireMetadata(nil, &md)
-		if len(b) != wireMetadataSize(&md) {
-			t.Fatalf("size %d, wireMetadataSize %d", len(b), wireMetadataSize(&md))
-		}
-		// The guest's decoder reads what the host writes ...
-		if _, err := wasmabi.DecodeMetadata(b); err != nil {
-			t.Fatalf("abi decoder: %v", err)
-		}
-		// ... and the host reads it back to the same wire.Metadata.
-		got, err := decodeWireMetadata(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(got, md) {
-			t.Errorf("round trip\n got %+v\nwant %+v", got, md)
-		}
-	}
-}
 
 func TestMetadataReachesTheGuestAndBack(t *testing.T) {
 	op := load(t, newLoader(t, Config{}), specFor(goGuest(t, "faults"), "meta", nil))

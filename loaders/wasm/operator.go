@@ -83,7 +83,7 @@ func (o *Operator) OnEvent(ctx context.Context, ev *runtime.Event, out runtime.S
 	switch ev.Type {
 	case runtime.EventInput:
 		data, id = ev.Data, ev.ID
-		metaLen = wireMetadataSize(&ev.Metadata)
+		metaLen = wasmabi.MetadataSize(&ev.Metadata)
 	case runtime.EventInputClosed:
 		id = ev.ID
 	case runtime.EventError:
@@ -114,7 +114,7 @@ func (o *Operator) OnEvent(ctx context.Context, ev *runtime.Event, out runtime.S
 		copy(buf, data)
 		copy(buf[idOff:], id)
 		if metaLen > 0 {
-			appendWireMetadata(buf[metaOff:metaOff], &ev.Metadata)
+			wasmabi.AppendMetadata(buf[metaOff:metaOff], &ev.Metadata)
 		}
 		base := uint64(in.bufPtr)
 		if len(id) > 0 {
