@@ -10,7 +10,7 @@ import (
 	"github.com/dora-go/dora/runtime"
 )
 
-// buildSeed compiles testdata/seed_operator.c, the seed document's
+// buildSeed compiles examples/c-dataflow/operator.c, the seed document's
 // operator.c with only its #include line changed, with -Wall -Werror; it
 // falls back to -Wall alone, logging the warnings, should a compiler warn
 // about the seed's own code.
@@ -18,7 +18,7 @@ func buildSeed(tb testing.TB) string {
 	tb.Helper()
 	cc := compiler(tb)
 	out := filepath.Join(tb.TempDir(), "liboperator.so")
-	src := filepath.Join("testdata", "seed_operator.c")
+	src := filepath.Join("..", "..", "examples", "c-dataflow", "operator.c")
 	base := []string{"-shared", "-fPIC", "-Wall", "-O2", "-I", abiInclude, "-o", out, src}
 	if msg, err := exec.Command(cc, append([]string{"-Werror"}, base...)...).CombinedOutput(); err == nil {
 		return out
