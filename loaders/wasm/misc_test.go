@@ -36,7 +36,6 @@ func sampleWire() wire.Metadata {
 	}
 }
 
-
 func TestMetadataReachesTheGuestAndBack(t *testing.T) {
 	op := load(t, newLoader(t, Config{}), specFor(goGuest(t, "faults"), "meta", nil))
 	ev := runtimetest.Input("meta", []byte("payload"))
