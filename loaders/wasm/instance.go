@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -210,7 +212,11 @@ func (l *Loader) instantiate(ctx context.Context, spec runtime.OperatorSpec, log
 		return nil, phaseErr(runtime.PhaseLoad, "host module %q: %w", wasmabi.ImportModule, err)
 	}
 
-	compiled, err := compileAsync(ctx, inst.r, bin, l.release)
+	leave, err := compiles.enter(ctx, sha256.Sum256(bin))
+	if err != nil {
+		return nil, phaseErr(runtime.PhaseLoad, "waiting for another compilation of %s: %w", spec.Path, err)
+	}
+	compiled, err := compileAsync(ctx, inst.r, bin, l.release, leave)
 	if err != nil {
 		if errors.Is(err, errAbandoned) {
 			// The compiling goroutine owns the runtime now: it closes it
@@ -290,14 +296,51 @@ func (l *Loader) instantiate(ctx context.Context, spec runtime.OperatorSpec, log
 	return inst, nil
 }
 
+// compiles lets one compilation of a module run at a time in the process:
+// wazero's cache only serves a second compilation once the first has
+// finished, and two concurrent compilations of a Go guest (seconds each)
+// would only slow each other down.
+var compiles = compileGate{busy: map[[32]byte]chan struct{}{}}
+
+type compileGate struct {
+	mu   sync.Mutex
+	busy map[[32]byte]chan struct{}
+}
+
+// enter waits until no compilation of the module with this hash is in
+// flight, or ctx is done; leave ends the caller's own compilation.
+func (g *compileGate) enter(ctx context.Context, key [32]byte) (leave func(), err error) {
+	for {
+		g.mu.Lock()
+		wait, busy := g.busy[key]
+		if !busy {
+			done := make(chan struct{})
+			g.busy[key] = done
+			g.mu.Unlock()
+			return func() {
+				g.mu.Lock()
+				delete(g.busy, key)
+				g.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		g.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
 // errAbandoned says that compileAsync returned because ctx was done.
 var errAbandoned = errors.New("compilation abandoned")
 
 // compileAsync compiles bin, returning errAbandoned early when ctx is
 // done (wazero cannot interrupt a compilation). The abandoned compilation
 // still fills the shared cache; then the goroutine closes r and calls
-// release.
-func compileAsync(ctx context.Context, r wazero.Runtime, bin []byte, release func()) (wazero.CompiledModule, error) {
+// release. leave is called as soon as the compilation ends.
+func compileAsync(ctx context.Context, r wazero.Runtime, bin []byte, release, leave func()) (wazero.CompiledModule, error) {
 	type result struct {
 		c   wazero.CompiledModule
 		err error
@@ -306,6 +349,7 @@ func compileAsync(ctx context.Context, r wazero.Runtime, bin []byte, release fun
 	abandon := make(chan struct{})
 	go func() {
 		c, err := r.CompileModule(context.Background(), bin)
+		leave()
 		select {
 		case done <- result{c, err}:
 		case <-abandon:

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"io"
 	"io/fs"
@@ -277,4 +278,35 @@ func TestGoGuestAllocatesNothingPerEvent(t *testing.T) {
 	if after := mallocs(); after-before > 10 {
 		t.Errorf("the Go guest allocated %d times in %d events", after-before, 2*events)
 	}
+}
+
+func TestCompileGateLetsOneCompilationRunAtATime(t *testing.T) {
+	g := compileGate{busy: map[[32]byte]chan struct{}{}}
+	key := [32]byte{1}
+	leave, err := g.enter(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second compilation of the same module waits for the first...
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := g.enter(ctx, key); err == nil {
+		t.Fatal("a second compilation entered while the first was running")
+	}
+	// ... another module does not.
+	other, err := g.enter(context.Background(), [32]byte{2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other()
+	entered := make(chan struct{})
+	go func() {
+		l, err := g.enter(context.Background(), key)
+		if err == nil {
+			l()
+		}
+		close(entered)
+	}()
+	leave()
+	<-entered
 }

@@ -85,8 +85,11 @@ func Input(id string, data []byte) *runtime.Event {
 	return &runtime.Event{Type: runtime.EventInput, ID: id, Data: data, Metadata: wire.Metadata{Timestamp: uint64(time.Now().UnixNano())}}
 }
 
+// testCtx bounds each call so a hang fails the test; the bound is loose
+// because a cold compile (a Go WASM guest under -race on a busy machine)
+// can take tens of seconds.
 func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
