@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -167,6 +168,17 @@ func (c *Conn) WriteFrame(f []byte, fds ...int) error {
 			return fmt.Errorf("writing to socket: %w", err)
 		}
 		f, oob = f[n:], nil
+	}
+	return nil
+}
+
+// SetWriteTimeout bounds how long one write may block on a full socket
+// (SO_SNDTIMEO). A frame that times out may be partly written: the
+// connection is then unusable and should be shut down.
+func (c *Conn) SetWriteTimeout(d time.Duration) error {
+	tv := unix.NsecToTimeval(d.Nanoseconds())
+	if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		return fmt.Errorf("setting the socket's send timeout: %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -290,4 +291,20 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestWriteTimeoutOnAFullSocket(t *testing.T) {
+	a, _ := socketpair(t)
+	if err := a.SetWriteTimeout(50 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 1<<20)
+	binary.LittleEndian.PutUint32(frame, uint32(len(frame)))
+	var err error
+	for i := 0; i < 64 && err == nil; i++ { // nobody reads: the buffer fills
+		err = a.WriteFrame(frame)
+	}
+	if !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("writing to a full socket: %v, want EAGAIN after the timeout", err)
+	}
 }
