@@ -6,8 +6,12 @@ the runtime node imports them into the CPython it embeds. ``from dora import
 DoraStatus`` works there even when this package was never pip-installed: the
 runtime carries a copy of these sources and puts it first on ``sys.path``.
 
+Custom nodes (Python programs named by ``path:`` in a dataflow) use
+``from dora import Node``: see ``dora.node`` and the package README.
+
 This module imports nothing beyond the standard library, so that it loads
-quickly and without pyarrow; the Arrow helpers live in ``dora._arrow``.
+quickly and without pyarrow; the Arrow helpers live in ``dora._arrow``, and
+``Node`` is imported from ``dora.node`` on first use.
 """
 
 from enum import IntEnum
@@ -28,4 +32,13 @@ class DoraStatus(IntEnum):
     STOP_ALL = 2
 
 
-__all__ = ["DoraStatus", "PROTOCOL_VERSION", "__version__"]
+def __getattr__(name: str):
+    # `from dora import Node` loads the node API only when it is used.
+    if name in ("Node", "Event"):
+        from . import node
+
+        return getattr(node, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+__all__ = ["DoraStatus", "Node", "PROTOCOL_VERSION", "__version__"]
