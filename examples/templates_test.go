@@ -27,6 +27,8 @@ func TestTemplatesBuildAndRunAsGenerated(t *testing.T) {
 		{"cnode", []string{"node", "new", "cnode", "--lang", "c"}, "3s", []string{"cnode: cnode: tick 3", "cnode: stopping after"}},
 		{"cop", []string{"operator", "new", "cop", "--lang", "c"}, "3s", []string{"runtime-node: cop: input 3", "cop: stopping after"}},
 		{"wop", []string{"operator", "new", "wop", "--lang", "wasm"}, "5s", []string{`operator loaded" node=runtime-node operator=wop loader=wasm`}},
+		{"pynode", []string{"node", "new", "pynode", "--lang", "python"}, "3s", []string{"pynode: pynode: tick 3", "pynode: stopping after"}},
+		{"pyop", []string{"operator", "new", "pyop", "--lang", "python"}, "3s", []string{"runtime-node: pyop: input 3", "pyop: stopping after"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
