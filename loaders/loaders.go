@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/loaders/isolated"
 	"github.com/dora-go/dora/loaders/python"
 	"github.com/dora-go/dora/loaders/sharedlib"
 	"github.com/dora-go/dora/loaders/wasm"
@@ -18,6 +19,18 @@ func New() map[descriptor.SourceKind]runtime.Loader {
 		descriptor.SourceWASM:          wasm.New(wasm.Config{}),
 		descriptor.SourcePython:        python.New(),
 	}
+}
+
+// NewIsolated returns the loader of operators marked `isolate: true`: it
+// runs each in a `dora operator-host` process of its own, which loads it
+// with New's loader of its kind (ServeOperatorHost).
+func NewIsolated() runtime.Loader { return isolated.New(New(), isolated.Config{}) }
+
+// ServeOperatorHost is the body of the hidden `dora operator-host`
+// subcommand that NewIsolated's loader starts.
+func ServeOperatorHost() error {
+	defer Shutdown()
+	return isolated.Serve(isolated.ServeConfig{Loaders: New()})
 }
 
 // Probe says whether operators of the given kind can run on this machine:

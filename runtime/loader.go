@@ -209,4 +209,10 @@ var (
 	// ErrOperatorError: the operator itself reported an error (an error
 	// string from dora_on_event or dora_init_operator, for instance).
 	ErrOperatorError = errors.New("operator reported an error")
+	// ErrOperatorCrashed: the process hosting an isolated operator died
+	// (a signal, an exit, a broken connection). The wrapping error gives
+	// the exit status or signal and the last lines of its stderr. The
+	// runtime records it as the operator's failure; the returned status
+	// says whether the operator goes on (its loader restarted it) or not.
+	ErrOperatorCrashed = errors.New("operator process crashed")
 )

@@ -43,7 +43,11 @@ type Config struct {
 	// DataflowDir is the folder relative operator paths resolve against.
 	DataflowDir string
 	Loaders     map[descriptor.SourceKind]Loader
-	Logger      *slog.Logger
+	// Isolated loads the operators marked `isolate: true`, whatever their
+	// source kind, each in a process of its own (loaders/isolated). Nil
+	// means this runtime cannot isolate, and such operators fail to load.
+	Isolated Loader
+	Logger   *slog.Logger
 	// HotReload makes the runtime watch operator files and reload an
 	// operator when its file changes.
 	HotReload bool
@@ -244,6 +248,14 @@ func (rt *nodeRuntime) build() {
 func (rt *nodeRuntime) load(ctx context.Context, h *hosted, base string) {
 	kind := h.spec.Source.Kind
 	loader := rt.cfg.Loaders[kind]
+	if h.spec.Isolate {
+		loader = rt.cfg.Isolated
+		if loader == nil {
+			rt.fail(h, &OperatorError{Node: rt.cfg.Node.ID, Operator: h.spec.ID, Loader: kind, Phase: PhaseLoad,
+				Err: errors.New("the operator is marked isolate: true, but this runtime cannot isolate operators")})
+			return
+		}
+	}
 	if loader == nil {
 		rt.fail(h, &OperatorError{Node: rt.cfg.Node.ID, Operator: h.spec.ID, Loader: kind, Phase: PhaseLoad,
 			Err: fmt.Errorf("this dora binary has no %s loader", kind)})
@@ -342,7 +354,13 @@ func (rt *nodeRuntime) serve(ctx context.Context, h *hosted) {
 				rt.fail(h, err)
 				return
 			}
-			h.log.Error("operator error", "event", q.ev.Type, "input", q.ev.ID, "err", err)
+			if errors.Is(err, ErrOperatorCrashed) {
+				// Reported when the node ends even if the loader restarted
+				// the operator; the status says whether it goes on.
+				rt.fail(h, err)
+			} else {
+				h.log.Error("operator error", "event", q.ev.Type, "input", q.ev.ID, "err", err)
+			}
 		}
 		switch status {
 		case StatusStop:

@@ -87,7 +87,7 @@ by runtime nodes) that exchange Apache Arrow messages, described in a YAML file.
 		&cobra.Group{ID: groupCluster, Title: "Running and managing dataflows:"},
 		&cobra.Group{ID: groupDevelop, Title: "Writing nodes and operators:"},
 	)
-	root.AddCommand(newCheckCmd(), newGraphCmd(), newBuildCmd(), newSchemaCmd(), newVersionCmd(), newRunCmd(), newRuntimeCmd())
+	root.AddCommand(newCheckCmd(), newGraphCmd(), newBuildCmd(), newSchemaCmd(), newVersionCmd(), newRunCmd(), newRuntimeCmd(), newOperatorHostCmd())
 	root.AddCommand(notYetCommands()...)
 	root.AddCommand(newProjectCommands()...)
 	return root

@@ -34,7 +34,7 @@ meant to be run by hand.`,
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			defer loaders.Shutdown()
 			host := runtime.Load(cmd.Context(), runtime.Config{
-				Node: &spec, DataflowDir: cfg.DataflowDir, Loaders: loaders.New(), Logger: log,
+				Node: &spec, DataflowDir: cfg.DataflowDir, Loaders: loaders.New(), Isolated: loaders.NewIsolated(), Logger: log,
 				HotReload: os.Getenv(envHotReload) == "1", Stdout: os.Stdout, Stderr: os.Stderr,
 			})
 			n, err := node.InitWithConfig(cfg)

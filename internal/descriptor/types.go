@@ -82,6 +82,12 @@ type Operator struct {
 	// Sandbox holds the limits and grants of a wasm operator; nil means the
 	// defaults (no filesystem, default memory and time limits).
 	Sandbox *Sandbox `json:"sandbox,omitempty"`
+	// Isolate runs the operator, whatever its source kind, in a process of
+	// its own (`dora operator-host`, loaders/isolated) instead of inside its
+	// runtime node: a crash, an exit or a hang in its code then cannot take
+	// down the node or the node's other operators. It costs about 0.1 ms
+	// per event.
+	Isolate bool `json:"isolate,omitempty"`
 }
 
 // SourceKind says which loader runs an operator.
