@@ -371,3 +371,39 @@ func TestChildZombiesSeesAnUnreapedChild(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestANodeThatStopsReadingIsDisconnected: a node asks for events and never
+// reads them; once its socket is full the daemon cuts it off after the
+// write timeout, and its neighbours are not held up.
+func TestANodeThatStopsReadingIsDisconnected(t *testing.T) {
+	old := writeTimeout
+	writeTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { writeTimeout = old })
+	res, out := runYAML(t, context.Background(), `
+nodes:
+  - id: source
+    path: TESTNODE
+    args: burst 2000 4000
+    outputs: [data]
+  - id: staller
+    path: TESTNODE
+    args: stall
+    inputs: {data: {source: source/data, queue_size: 2000}}
+  - id: sink
+    path: TESTNODE
+    args: sink 2000
+    inputs: {data: {source: source/data, queue_size: 2000}}
+`, Options{Grace: time.Second})
+	for _, n := range res.Nodes {
+		switch n.ID {
+		case "staller":
+			if n.Err == nil || !strings.Contains(n.Err.Error(), "disconnected") {
+				t.Errorf("staller: %s", n.Describe())
+			}
+		default:
+			if n.Failed() {
+				t.Errorf("%s failed: %s\n%s", n.ID, n.Describe(), out)
+			}
+		}
+	}
+}

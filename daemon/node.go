@@ -62,6 +62,8 @@ type outputState struct {
 	subs   []*inputQueue
 	nodes  []*nodeState // the distinct nodes of subs
 	closed bool
+	// remote publishes to other machines; nil when no subscriber is there.
+	remote *remoteOutput
 }
 
 // nodeInputs are the inputs the daemon feeds: a runtime node's operators
@@ -121,6 +123,13 @@ func (n *nodeState) spawn(home string) error {
 		return fmt.Errorf("socketpair: %w", err)
 	}
 	n.ctrl, n.events = wire.NewConn(ctrl[0]), wire.NewConn(events[0])
+	// A node that stops reading must not block the daemon: a write that
+	// cannot proceed for this long disconnects the node.
+	for _, c := range []*wire.Conn{n.ctrl, n.events} {
+		if err := c.SetWriteTimeout(writeTimeout); err != nil {
+			return err
+		}
+	}
 	childCtrl, childEvents := os.NewFile(uintptr(ctrl[1]), "ctrl"), os.NewFile(uintptr(events[1]), "events")
 	defer childCtrl.Close()
 	defer childEvents.Close()
@@ -236,7 +245,9 @@ func (n *nodeState) controlLoop() {
 			}
 		}
 	}()
-	if err != nil && !errors.Is(err, io.EOF) && !n.isGone() {
+	// A node that exits with frames unread in its socket (RELEASED, say)
+	// resets the connection: that is an exit, not a protocol error.
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, unix.ECONNRESET) && !n.isGone() {
 		inst.log.Error("node broke the protocol; disconnecting it", "node", n.id, "err", err)
 		n.setErr(fmt.Errorf("protocol error on its control socket: %w", err))
 		n.ctrl.Shutdown()
@@ -296,13 +307,17 @@ func (n *nodeState) route(so *wire.SendOutput, fds []int) error {
 		closeAll(fds)
 		return fmt.Errorf("inline message on %q came with descriptors", so.OutputID)
 	}
-	if o.closed || len(o.subs) == 0 {
+	if o.closed || (len(o.subs) == 0 && o.remote == nil) {
 		if r != nil {
 			n.sendReleased(r.localID)
 		}
 		return nil
 	}
-	m := newMessage(so.Metadata, so.Data.Inline, len(o.subs))
+	refs := len(o.subs)
+	if o.remote != nil {
+		refs++ // publishing is one more delivery
+	}
+	m := newMessage(so.Metadata, so.Data.Inline, refs)
 	if r != nil {
 		m.len = so.Data.Len
 		if !r.load(m) {
@@ -318,6 +333,9 @@ func (n *nodeState) route(so *wire.SendOutput, fds []int) error {
 	}
 	for _, n := range o.nodes {
 		n.deliver()
+	}
+	if o.remote != nil {
+		o.remote.publish(n, m)
 	}
 	return nil
 }
@@ -354,6 +372,9 @@ func (n *nodeState) closeOutput(o *outputState) {
 	o.closed = true
 	for _, q := range o.subs {
 		q.node.closeInput(q)
+	}
+	if o.remote != nil {
+		o.remote.end(n)
 	}
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/dora-go/dora/abi/wire"
@@ -21,6 +22,12 @@ type region struct {
 	msg     *message // the message the region holds now, if any
 	retired bool
 	mappers []*nodeState
+	// view is the daemon's read-only mapping, made to publish the region's
+	// messages to other machines.
+	view []byte
+	// recycle takes back a region the daemon owns (messages from other
+	// machines) instead of returning it to a sending node.
+	recycle func(*region)
 }
 
 // regionTable finds regions by daemon key.
@@ -58,6 +65,7 @@ func (t *regionTable) closeAll() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for k, r := range t.byKey {
+		r.unmapView()
 		unix.Close(r.fd)
 		delete(t.byKey, k)
 	}
@@ -97,6 +105,10 @@ func (r *region) freed() {
 		r.close()
 		return
 	}
+	if r.recycle != nil {
+		r.recycle(r)
+		return
+	}
 	r.owner.sendReleased(r.localID)
 }
 
@@ -121,6 +133,7 @@ func (r *region) retire() {
 
 func (r *region) close() {
 	r.inst.regions.remove(r.key)
+	r.unmapView()
 	unix.Close(r.fd)
 	r.mu.Lock()
 	mappers := r.mappers
@@ -137,7 +150,11 @@ func (n *nodeState) sendReleased(localID uint64) {
 	defer n.relMu.Unlock()
 	n.relEnc.Reset()
 	ids := [1]uint64{localID}
-	_ = n.ctrl.WriteFrame(n.relEnc.PutRegions(wire.KindReleased, ids[:]))
+	if err := n.ctrl.WriteFrame(n.relEnc.PutRegions(wire.KindReleased, ids[:])); err != nil {
+		n.mu.Lock()
+		n.disconnect(fmt.Errorf("writing RELEASED: %w", err))
+		n.mu.Unlock()
+	}
 }
 
 func (n *nodeState) queueUnmap(key uint64) {

@@ -22,6 +22,9 @@ type NodeResult struct {
 	StderrTail []string
 	// Dropped counts messages dropped from each input's full queue.
 	Dropped map[string]uint64
+	// Lost counts, per input fed from another machine, messages that did
+	// not arrive whole.
+	Lost map[string]uint64
 	// LogFile is where the node's output was written.
 	LogFile string
 }
@@ -93,6 +96,14 @@ func (r *Result) Summary() string {
 		sort.Strings(ids)
 		for _, id := range ids {
 			fmt.Fprintf(&b, "node %q input %q dropped %d messages (its queue was full)\n", n.ID, id, n.Dropped[id])
+		}
+		ids = ids[:0]
+		for id := range n.Lost {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			fmt.Fprintf(&b, "node %q input %q lost %d messages on the way from another machine\n", n.ID, id, n.Lost[id])
 		}
 	}
 	return b.String()

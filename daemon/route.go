@@ -1,11 +1,15 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dora-go/dora/abi/wire"
 	"github.com/dora-go/dora/internal/queue"
+	"golang.org/x/sys/unix"
 )
 
 // message is one sent output, shared by every queue it was routed to. Its
@@ -72,6 +76,10 @@ func newInputQueue(node *nodeState, id string, size int) *inputQueue {
 // maxBatchBytes bounds one EVENTS frame; inline data is small, so this
 // only matters for hostile or unusual senders.
 const maxBatchBytes = 4 << 20
+
+// writeTimeout is how long a write to a node may block on its full socket
+// before the node is disconnected as stuck.
+var writeTimeout = 10 * time.Second
 
 // deliverLocked answers the node's outstanding NEXT_EVENTS, if any, with
 // the oldest queued events across its inputs. Called with n.mu held.
@@ -141,11 +149,24 @@ full:
 	n.unmaps = n.unmaps[:0]
 	n.unmapMu.Unlock()
 	n.fds = fds
-	if err := n.events.WriteFrame(e.EndEvents(count, len(fds)), fds...); err != nil {
-		n.inst.log.Debug("writing events", "node", n.id, "err", err)
-		return
-	}
 	n.pendingMax = 0
+	if err := n.events.WriteFrame(e.EndEvents(count, len(fds)), fds...); err != nil {
+		n.disconnect(fmt.Errorf("writing its events: %w", err))
+	}
+}
+
+// disconnect cuts a node off after a failed write: a partly written frame
+// leaves its connection unusable, so the node cannot work any more and is
+// killed; its outputs close as if it had exited.
+func (n *nodeState) disconnect(err error) {
+	if n.gone || errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+		return // it is already going away
+	}
+	n.inst.log.Error("disconnecting and killing a node that does not read its sockets", "node", n.id, "err", err)
+	n.setErr(fmt.Errorf("disconnected and killed: %w", err))
+	n.ctrl.Shutdown()
+	n.events.Shutdown()
+	n.kill()
 }
 
 // oldestQueue is the input whose head entry was queued first.

@@ -31,11 +31,15 @@ type instance struct {
 	nodes   []*nodeState
 	timers  map[time.Duration][]*inputQueue
 	regions regionTable
+	// cl links the instance to the coordinator and the other machines
+	// when it runs part of a distributed dataflow; nil for `dora run`.
+	cl *cluster
 
 	mu            sync.Mutex
 	nregistered   int
 	allRegistered chan struct{}
 	stopReason    string
+	stopGrace     time.Duration // overrides opts.Grace when set
 	stopCh        chan struct{}
 	exited        chan *nodeState
 }
@@ -56,14 +60,16 @@ func NewUUID() string {
 // Result (see Result.Err).
 func Run(ctx context.Context, df *descriptor.Dataflow, opts Options) (*Result, error) {
 	opts.fill()
-	inst := newInstance(df, opts)
+	inst := newInstance(df, opts, nil)
 	if err := os.MkdirAll(inst.logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the log folder: %w", err)
 	}
 	return inst.run(ctx), nil
 }
 
-func newInstance(df *descriptor.Dataflow, opts Options) *instance {
+// newInstance prepares the nodes of df that run here: all of them, or
+// with a cluster only those placed on this machine.
+func newInstance(df *descriptor.Dataflow, opts Options, cl *cluster) *instance {
 	id := opts.DataflowID
 	if id == "" {
 		id = NewUUID()
@@ -81,12 +87,16 @@ func newInstance(df *descriptor.Dataflow, opts Options) *instance {
 		allRegistered: make(chan struct{}),
 		stopCh:        make(chan struct{}),
 		exited:        make(chan *nodeState, len(df.Nodes)),
+		cl:            cl,
 	}
 	if inst.logDir == "" {
 		inst.logDir = filepath.Join(df.Dir, "out", id)
 	}
 	byID := make(map[string]*nodeState, len(df.Nodes))
 	for _, spec := range df.Nodes {
+		if !cl.runsHere(spec.ID) {
+			continue
+		}
 		n := &nodeState{
 			inst: inst, id: spec.ID, spec: spec,
 			outputs: make(map[string]*outputState),
@@ -117,11 +127,14 @@ func newInstance(df *descriptor.Dataflow, opts Options) *instance {
 				if !slices.Contains(out.nodes, n) {
 					out.nodes = append(out.nodes, n)
 				}
+			} else {
+				cl.feedFromRemote(src, q)
 			}
 			n.queues = append(n.queues, q)
 			n.openInputs++
 		}
 	}
+	cl.publishToRemote(inst, byID)
 	return inst
 }
 
@@ -164,6 +177,9 @@ func (inst *instance) run(ctx context.Context) *Result {
 	alive := len(running)
 
 	started := inst.awaitStart(ctx, running, &alive)
+	if started && inst.cl != nil {
+		started = inst.awaitMachines(ctx, running, &alive)
+	}
 	var stopTimers func()
 	if started {
 		for _, n := range running {
@@ -186,7 +202,7 @@ func (inst *instance) run(ctx context.Context) *Result {
 		for _, n := range running {
 			n.requestStop()
 		}
-		grace = time.After(inst.opts.Grace)
+		grace = time.After(inst.grace())
 	}
 	if !started {
 		stop(inst.stopReasonOr("the dataflow failed to start"))
@@ -202,7 +218,7 @@ func (inst *instance) run(ctx context.Context) *Result {
 		case <-grace:
 			for _, n := range running {
 				if !n.isGone() {
-					n.setErr(fmt.Errorf("still running %s after Stop; killed", inst.opts.Grace))
+					n.setErr(fmt.Errorf("still running %s after Stop; killed", inst.grace()))
 					n.kill()
 				}
 			}
@@ -212,6 +228,7 @@ func (inst *instance) run(ctx context.Context) *Result {
 	if stopTimers != nil {
 		stopTimers()
 	}
+	inst.cl.close()
 	return inst.finish(running)
 }
 
@@ -257,6 +274,13 @@ func (inst *instance) awaitStart(ctx context.Context, running []*nodeState, aliv
 			reason = inst.stopReasonOr("stopped before every node connected")
 		}
 	}
+	inst.failStart(running, reason)
+	return false
+}
+
+// failStart stops a dataflow that could not start and tells the nodes
+// that connected why.
+func (inst *instance) failStart(running []*nodeState, reason string) {
 	inst.requestStop("the dataflow failed to start: " + reason)
 	inst.mu.Lock()
 	defer inst.mu.Unlock()
@@ -268,7 +292,6 @@ func (inst *instance) awaitStart(ctx context.Context, running []*nodeState, aliv
 			n.kill()
 		}
 	}
-	return false
 }
 
 // register handles REGISTER.
@@ -297,11 +320,25 @@ func (inst *instance) register(n *nodeState, reg wire.Register) error {
 // requestStop stops the dataflow; the first reason wins.
 func (inst *instance) requestStop(reason string) {
 	inst.mu.Lock()
-	defer inst.mu.Unlock()
-	if inst.stopReason == "" {
+	first := inst.stopReason == ""
+	if first {
 		inst.stopReason = reason
 		close(inst.stopCh)
 	}
+	inst.mu.Unlock()
+	if first {
+		inst.cl.stopped(inst.id, reason)
+	}
+}
+
+// grace is how long nodes get after Stop.
+func (inst *instance) grace() time.Duration {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	if inst.stopGrace > 0 {
+		return inst.stopGrace
+	}
+	return inst.opts.Grace
 }
 
 func (inst *instance) stopReasonOr(fallback string) string {
@@ -333,6 +370,7 @@ func (n *nodeState) waitExit() {
 	n.events.Shutdown()
 	n.loops.Wait()
 	n.drain()
+	n.inst.cl.nodeExited(n.inst.id, n.id)
 	n.inst.exited <- n
 }
 

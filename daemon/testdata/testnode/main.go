@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dora-go/dora/abi/wire"
 	"github.com/dora-go/dora/apis/go/node"
 )
 
@@ -130,6 +131,17 @@ func run(mode string, args []string) error {
 				syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			}
 		}
+	case "stall": // stall: keep asking for events, never read them
+		var e wire.Encoder
+		req := e.PutNextEvents(256)
+		c := wire.NewConn(n.Config().EventsFD)
+		for i := 0; i < 10000; i++ {
+			if err := c.WriteFrame(req); err != nil {
+				break
+			}
+		}
+		fmt.Println("asked for events; not reading them")
+		time.Sleep(time.Hour)
 	case "ignore-stop":
 		fmt.Println("ignoring every event")
 		time.Sleep(time.Hour)
