@@ -88,7 +88,14 @@ by runtime nodes) that exchange Apache Arrow messages, described in a YAML file.
 		&cobra.Group{ID: groupDevelop, Title: "Writing nodes and operators:"},
 	)
 	root.AddCommand(newCheckCmd(), newGraphCmd(), newBuildCmd(), newSchemaCmd(), newVersionCmd(), newRunCmd(), newRuntimeCmd(), newOperatorHostCmd())
-	root.AddCommand(notYetCommands()...)
+	root.AddCommand(newUpCmd(), newDestroyCmd(), newStartCmd(), newStopCmd(), newListCmd(), newLogsCmd(), newDaemonCmd(), newCoordinatorCmd())
 	root.AddCommand(newProjectCommands()...)
 	return root
+}
+
+// parent groups subcommands; run alone it prints its help.
+func parent(name, short string, children ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: name, Short: short, Args: cobra.NoArgs, GroupID: groupDevelop}
+	cmd.AddCommand(children...)
+	return cmd
 }

@@ -54,33 +54,6 @@ func TestSchema_PrintsTheDescriptorSchema(t *testing.T) {
 	}
 }
 
-func TestNotYetCommands(t *testing.T) {
-	tests := [][]string{
-		{"up"},
-		{"destroy"},
-		{"start", "dataflow.yml", "--attach"},
-		{"stop", "--name", "x"},
-		{"list"},
-		{"logs", "camera"},
-		{"daemon", "--machine-id", "A"},
-		{"coordinator", "--port", "1234"},
-	}
-	for _, args := range tests {
-		name := strings.Join(args, " ")
-		t.Run(name, func(t *testing.T) {
-			code, out, errOut := dora(t, args...)
-			cmd := "dora " + args[0]
-			if args[0] == "operator" || args[0] == "node" {
-				cmd += " new"
-			}
-			want := "error: `" + cmd + "` is not implemented yet in this build (see README, \"What works\")\n"
-			if code != 1 || out != "" || errOut != want {
-				t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, %q", code, out, errOut, want)
-			}
-		})
-	}
-}
-
 func TestUsageErrors(t *testing.T) {
 	code, _, errOut := dora(t, "check")
 	if code != 1 || errOut != "error: accepts 1 arg(s), received 0\n" {
