@@ -26,6 +26,9 @@ type Options struct {
 	// Grace is how long nodes get to exit after Stop before they are
 	// killed; zero means DefaultGrace.
 	Grace time.Duration
+	// StopAfter stops the dataflow this long after it started (every node
+	// connected); zero lets it run until its nodes finish.
+	StopAfter time.Duration
 	// RuntimeExe is the dora binary started (as `dora runtime`) for
 	// runtime nodes; empty means the current executable.
 	RuntimeExe string

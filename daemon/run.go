@@ -207,10 +207,16 @@ func (inst *instance) run(ctx context.Context) *Result {
 	if !started {
 		stop(inst.stopReasonOr("the dataflow failed to start"))
 	}
+	var stopAfter <-chan time.Time
+	if started && inst.opts.StopAfter > 0 {
+		stopAfter = time.After(inst.opts.StopAfter)
+	}
 	for alive > 0 {
 		select {
 		case <-inst.exited:
 			alive--
+		case <-stopAfter:
+			stop(fmt.Sprintf("stopped %s after it started", inst.opts.StopAfter))
 		case <-ctx.Done():
 			stop("interrupted")
 		case <-inst.stopCh:

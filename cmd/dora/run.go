@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/dora-go/dora/daemon"
 	"github.com/spf13/cobra"
@@ -12,7 +10,6 @@ import (
 
 func newRunCmd() *cobra.Command {
 	var opts daemon.Options
-	var stopAfter time.Duration
 	var hotReload, verbose bool
 	cmd := &cobra.Command{
 		Use:   "run DATAFLOW",
@@ -38,13 +35,7 @@ after the grace period are killed.`,
 			if hotReload {
 				opts.Env = append(opts.Env, envHotReload+"=1")
 			}
-			ctx := cmd.Context()
-			if stopAfter > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, stopAfter)
-				defer cancel()
-			}
-			res, err := daemon.Run(ctx, df, opts)
+			res, err := daemon.Run(cmd.Context(), df, opts)
 			if err != nil {
 				return err
 			}
@@ -54,7 +45,7 @@ after the grace period are killed.`,
 	f := cmd.Flags()
 	f.DurationVar(&opts.Grace, "grace", daemon.DefaultGrace, "how long nodes get to exit after Stop before they are killed")
 	f.DurationVar(&opts.ConnectTimeout, "connect-timeout", daemon.DefaultConnectTimeout, "how long nodes get to connect before the dataflow fails")
-	f.DurationVar(&stopAfter, "stop-after", 0, "stop the dataflow after this `duration` (0: run until it ends or Ctrl-C)")
+	f.DurationVar(&opts.StopAfter, "stop-after", 0, "stop the dataflow `duration` after every node connected (0: run until it ends or Ctrl-C)")
 	f.BoolVar(&hotReload, "hot-reload", false, "reload operators when their files change")
 	f.StringVar(&opts.LogDir, "log-dir", "", "folder for the nodes' log files (default: out/<dataflow id> next to the dataflow)")
 	f.IntVar(&opts.ShmThreshold, "shm-threshold", 0, "payload `bytes` from which messages travel through shared memory (0: the default)")
