@@ -34,6 +34,7 @@ test: lint build
 
 bench: build
 	$(GO) run ./examples/benchmark/baseline
+	$(GO) run ./examples/benchmark/baseline -relay
 	bin/dora build examples/benchmark/dataflow.yml
 	BENCH_CSV=$(CURDIR)/out/bench.csv bin/dora run examples/benchmark/dataflow.yml
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./apis/go/node/ ./loaders/... ./internal/arrowconv/

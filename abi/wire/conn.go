@@ -74,6 +74,10 @@ func (c *Conn) ReadFrame() ([]byte, []int, error) {
 	return f, fds, nil
 }
 
+// Buffered reports how many received bytes wait in user space: a caller
+// that polls the socket before ReadFrame must not wait when some do.
+func (c *Conn) Buffered() int { return c.w - c.r }
+
 // fill makes at least n unread bytes available in rbuf.
 func (c *Conn) fill(n int) error {
 	if c.w-c.r >= n {

@@ -103,9 +103,8 @@ func InitWithConfig(cfg *wire.NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.recv.init(n)
-	n.readers.Add(2)
+	n.readers.Add(1)
 	go n.controlLoop()
-	go n.recv.loop()
 	return n, nil
 }
 
@@ -200,9 +199,8 @@ func (n *Node) StopDataflow(reason string) error {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
-		close(n.recv.done)
 		n.ctrl.Shutdown()
-		n.events.Shutdown()
+		n.events.Shutdown() // wakes a receive blocked on the socket
 		n.readers.Wait()
 		n.recv.close()
 		n.ctrl.Close()

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/dora-go/dora/abi/wire"
@@ -124,7 +125,6 @@ func (e *Event) Array() (arrow.Array, error) {
 type batch struct {
 	buf  []byte
 	fds  []int
-	err  error
 	refs atomic.Int32
 }
 
@@ -135,7 +135,7 @@ func (b *batch) unref() {
 		for _, fd := range b.fds {
 			unix.Close(fd)
 		}
-		b.fds, b.err = b.fds[:0], nil
+		b.fds = b.fds[:0]
 		batchPool.Put(b)
 	}
 }
@@ -148,10 +148,9 @@ type mapping struct {
 }
 
 type receiver struct {
-	n       *Node
-	want    chan struct{}
-	replies chan *batch
-	done    chan struct{}
+	n    *Node
+	next []byte // the NEXT_EVENTS frame, encoded once
+	pfd  [1]unix.PollFd
 
 	mu        sync.Mutex // one receiving caller at a time
 	requested bool
@@ -167,47 +166,58 @@ type receiver struct {
 
 func (r *receiver) init(n *Node) {
 	r.n = n
-	r.want = make(chan struct{}, 1)
-	r.replies = make(chan *batch, 1)
-	r.done = make(chan struct{})
+	var e wire.Encoder
+	r.next = append([]byte(nil), e.PutNextEvents(maxBatch)...)
+	r.pfd[0] = unix.PollFd{Fd: int32(n.events.FD()), Events: unix.POLLIN}
 	r.maps = make(map[uint64]*mapping)
 }
 
-// loop asks the daemon for events whenever a caller wants some. It runs
-// on its own goroutine so that callers can give up (context) while a
-// request stays outstanding.
-func (r *receiver) loop() {
-	defer r.n.readers.Done()
-	var e wire.Encoder
-	next := append([]byte(nil), e.PutNextEvents(maxBatch)...)
-	for {
-		select {
-		case <-r.want:
-		case <-r.done:
-			return
+// pollSlice is how often a receive whose context can end checks it.
+const pollSlice = 50 * time.Millisecond
+
+// fetch asks for events, unless a request is already outstanding, and
+// reads the answer. It runs on the caller's goroutine: the kernel wakes the
+// blocked thread directly when the answer arrives, with no hand-off to
+// another thread on the way (which cost tens of microseconds per message).
+// When ctx can end, the wait polls in slices to notice; a request that
+// ctx abandons stays outstanding and its answer is read by the next call.
+func (r *receiver) fetch(ctx context.Context) (*batch, error) {
+	if !r.requested {
+		if err := r.n.events.WriteFrame(r.next); err != nil {
+			return nil, err
 		}
-		b := batchPool.Get().(*batch)
-		err := r.n.events.WriteFrame(next)
-		if err == nil {
-			var f []byte
-			f, b.fds, err = r.n.events.ReadFrame()
-			b.buf = append(b.buf[:0], f...)
-			if err == nil && wire.Kind(f[4]) != wire.KindEvents {
-				err = fmt.Errorf("daemon answered NEXT_EVENTS with %s", wire.Kind(f[4]))
-			}
+		r.requested = true
+	}
+	for ctx.Done() != nil && r.n.events.Buffered() == 0 {
+		wait := pollSlice
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+			wait = max(time.Until(d), 0)
 		}
-		b.err = err
-		b.refs.Store(1)
-		select {
-		case r.replies <- b:
-		case <-r.done:
-			b.unref()
-			return
+		n, err := unix.Poll(r.pfd[:], int(wait/time.Millisecond))
+		if err != nil && err != unix.EINTR {
+			return nil, fmt.Errorf("polling the events socket: %w", err)
 		}
-		if err != nil {
-			return
+		if n > 0 {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	}
+	f, fds, err := r.n.events.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	r.requested = false
+	b := batchPool.Get().(*batch)
+	b.buf = append(b.buf[:0], f...)
+	b.fds = fds
+	b.refs.Store(1)
+	if wire.Kind(f[4]) != wire.KindEvents {
+		b.unref()
+		return nil, fmt.Errorf("daemon answered NEXT_EVENTS with %s", wire.Kind(f[4]))
+	}
+	return b, nil
 }
 
 // Recv waits for the next event. It returns io.EOF after the last event
@@ -255,24 +265,17 @@ func (n *Node) RecvInto(ctx context.Context, ev *Event) error {
 		if r.err != nil {
 			return r.err
 		}
-		if !r.requested {
-			r.want <- struct{}{}
-			r.requested = true
-		}
-		select {
-		case b := <-r.replies:
-			r.requested = false
-			if b.err != nil {
-				r.err = r.streamError(b.err)
-				b.unref()
-				continue
+		b, err := r.fetch(ctx)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+				return err
 			}
-			r.cur = b
-			r.dec.Reset(b.buf)
-			r.left = r.dec.EventCount()
-		case <-ctx.Done():
-			return ctx.Err()
+			r.err = r.streamError(err)
+			continue
 		}
+		r.cur = b
+		r.dec.Reset(b.buf)
+		r.left = r.dec.EventCount()
 	}
 }
 
@@ -392,6 +395,8 @@ func (r *receiver) unmap(key uint64) {
 }
 
 func (r *receiver) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.cur != nil {
 		r.cur.unref()
 		r.cur = nil
