@@ -9,6 +9,7 @@ import (
 
 	"github.com/dora-go/dora/abi/wire"
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/queue"
 	"github.com/dora-go/dora/internal/transport"
 	"github.com/dora-go/dora/shm"
 	"golang.org/x/sys/unix"
@@ -34,6 +35,7 @@ type cluster struct {
 	streams map[transport.Stream]*remoteStream
 	subs    []transport.Subscription
 	pool    recvPool
+	remotes []*remoteOutput
 
 	// mu is held (shared) by stream handlers while they queue a message,
 	// and exclusively by close, after which nothing more is queued.
@@ -108,10 +110,15 @@ func (cl *cluster) publishToRemote(inst *instance, local map[string]*nodeState) 
 				continue
 			}
 			o := sender.outputs[src.OutputID()]
-			if o != nil && o.remote == nil {
-				s := transport.Stream{Dataflow: cl.dataflow, Node: src.Node, Output: src.OutputID()}
-				o.remote = &remoteOutput{stream: s, pub: cl.tr.Publisher(s), coord: cl.coord}
+			if o == nil {
+				continue
 			}
+			if o.remote == nil {
+				s := transport.Stream{Dataflow: cl.dataflow, Node: src.Node, Output: src.OutputID()}
+				o.remote = newRemoteOutput(s, cl.tr.Publisher(s), cl.coord, sender)
+				cl.remotes = append(cl.remotes, o.remote)
+			}
+			o.remote.limit = max(o.remote.limit, in.QueueSize)
 		}
 	}
 }
@@ -152,6 +159,10 @@ func (cl *cluster) close() {
 	}
 	for _, sub := range cl.subs {
 		_ = sub.Unsubscribe()
+	}
+	// Publishers read regions the daemon closes next: let them finish.
+	for _, ro := range cl.remotes {
+		ro.stop()
 	}
 	cl.mu.Lock()
 	cl.closed = true
@@ -378,48 +389,148 @@ func (rs *remoteStream) end(missing uint64) {
 	}
 }
 
-// remoteOutput publishes one local output to other machines.
+// remoteOutput publishes one local output to other machines. Messages go
+// through a queue to a goroutine of its own, so the sending node's control
+// loop never waits for the network; when the network is slower than the
+// sender the queue drops its oldest message, as an input queue would, so
+// memory and latency stay bounded instead of piling up in the transport.
 type remoteOutput struct {
 	stream transport.Stream
 	pub    transport.Publisher
 	coord  coordinatorLink
-	// Only the sending node's control loop touches these.
+	sender *nodeState
+	// limit is the largest queue_size among the remote subscribers.
+	limit int
+
+	mu      sync.Mutex
+	queue   *queue.Ring[*message]
+	ending  bool
+	dropped uint64
+	wake    chan struct{}
+	done    chan struct{}
+
+	// Only the publishing goroutine touches these.
 	sent   uint64
 	failed uint64
 }
 
-// publish sends m and drops the message's reference for this delivery:
-// the transport has copied the payload when Publish returns.
+// remoteQueueCapacity bounds the ring; limit, set after creation, decides
+// when it drops.
+const remoteQueueCapacity = 1024
+
+func newRemoteOutput(s transport.Stream, pub transport.Publisher, coord coordinatorLink, sender *nodeState) *remoteOutput {
+	ro := &remoteOutput{
+		stream: s, pub: pub, coord: coord, sender: sender, limit: 1,
+		queue: queue.NewRing[*message](remoteQueueCapacity),
+		wake:  make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	go ro.run()
+	return ro
+}
+
+// publish queues m for the other machines; the queue owns the message's
+// reference for this delivery.
 func (ro *remoteOutput) publish(n *nodeState, m *message) {
+	ro.mu.Lock()
+	if ro.ending {
+		ro.mu.Unlock()
+		m.unref()
+		return
+	}
+	old, dropped := ro.queue.Push(m, min(ro.limit, remoteQueueCapacity))
+	if dropped {
+		ro.dropped++
+		if ro.dropped == 1 {
+			n.inst.log.Warn("the link to other machines is slower than the sender: dropping the oldest messages (counted in the summary)",
+				"node", n.id, "output", ro.stream.Output)
+		}
+	}
+	ro.mu.Unlock()
+	if dropped {
+		old.unref()
+	}
+	ro.signal()
+}
+
+// end closes the stream once what is queued has been published.
+func (ro *remoteOutput) end(*nodeState) {
+	ro.mu.Lock()
+	ro.ending = true
+	ro.mu.Unlock()
+	ro.signal()
+}
+
+func (ro *remoteOutput) signal() {
+	select {
+	case ro.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the stream, if the node did not, and waits for the publisher.
+func (ro *remoteOutput) stop() {
+	ro.end(nil)
+	<-ro.done
+	ro.mu.Lock()
+	dropped := ro.dropped
+	ro.mu.Unlock()
+	if dropped > 0 {
+		n := ro.sender
+		if n.result.RemoteDropped == nil {
+			n.result.RemoteDropped = make(map[string]uint64)
+		}
+		n.result.RemoteDropped[ro.stream.Output] = dropped
+	}
+}
+
+func (ro *remoteOutput) run() {
+	defer close(ro.done)
+	for {
+		ro.mu.Lock()
+		m, ok := ro.queue.Pop()
+		ending := ro.ending
+		ro.mu.Unlock()
+		switch {
+		case ok:
+			ro.send(m)
+		case ending:
+			if err := ro.pub.End(); err != nil {
+				ro.fail(err)
+			}
+			ro.coord.outputClosed(ro.stream, ro.sent)
+			return
+		default:
+			<-ro.wake
+		}
+	}
+}
+
+// send publishes m and drops its reference: the transport has copied the
+// payload when Publish returns.
+func (ro *remoteOutput) send(m *message) {
 	defer m.unref()
 	data := m.inline
 	if r := m.region; r != nil {
 		view, err := r.mapView()
 		if err != nil {
-			ro.fail(n, err)
+			ro.fail(err)
 			return
 		}
 		data = view[:m.len]
 	}
 	ro.sent++
 	if err := ro.pub.Publish(m.meta, data); err != nil {
-		ro.fail(n, err)
+		ro.fail(err)
 	}
 }
 
-func (ro *remoteOutput) end(n *nodeState) {
-	if err := ro.pub.End(); err != nil {
-		ro.fail(n, err)
-	}
-	ro.coord.outputClosed(ro.stream, ro.sent)
-}
-
-func (ro *remoteOutput) fail(n *nodeState, err error) {
+func (ro *remoteOutput) fail(err error) {
 	ro.failed++
+	log := ro.sender.inst.log
 	if ro.failed == 1 {
-		n.inst.log.Warn("could not send to another machine (later failures are only counted)", "stream", ro.stream.String(), "err", err)
+		log.Warn("could not send to another machine (later failures are only counted)", "stream", ro.stream.String(), "err", err)
 	} else {
-		n.inst.log.Debug("could not send to another machine", "stream", ro.stream.String(), "failures", ro.failed, "err", err)
+		log.Debug("could not send to another machine", "stream", ro.stream.String(), "failures", ro.failed, "err", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,8 @@ type memTransport struct {
 	// lossy drops end markers and every message after the first keep.
 	lossy bool
 	keep  int
+	// delay makes every Publish take this long: a slow link.
+	delay time.Duration
 	// streams records every stream published or subscribed to.
 	streams []string
 }
@@ -87,6 +90,7 @@ func (p *memPub) send(f func(transport.Handler)) {
 }
 
 func (p *memPub) Publish(meta, data []byte) error {
+	time.Sleep(p.t.delay)
 	if p.sent++; p.t.lossy && p.sent > p.t.keep {
 		return nil
 	}
@@ -340,5 +344,50 @@ nodes:
 	}
 	if len(tr.streams) != 0 {
 		t.Errorf("same-machine traffic went through the transport: %v", tr.streams)
+	}
+}
+
+// TestASlowLinkDropsTheOldestAtTheSender: the network is slower than the
+// sender; the messages for the other machine queue at the sender with the
+// subscriber's queue_size and the oldest are dropped and counted, so the
+// newest still arrives and nothing piles up in the transport.
+func TestASlowLinkDropsTheOldestAtTheSender(t *testing.T) {
+	tr := newMemTransport()
+	tr.delay = 2 * time.Millisecond
+	results, out := runMachinesOver(t, tr, `
+nodes:
+  - id: source
+    path: TESTNODE
+    args: burst 300 8
+    outputs: [data]
+    deploy: {machine: A}
+  - id: local-sink
+    path: TESTNODE
+    args: sink 300
+    inputs: {data: {source: source/data, queue_size: 1000}}
+    deploy: {machine: A}
+  - id: far-sink
+    path: TESTNODE
+    args: sink 1
+    inputs: {data: {source: source/data, queue_size: 5}}
+    deploy: {machine: B}
+`)
+	for _, res := range results {
+		wantSuccess(t, res, out)
+	}
+	var dropped uint64
+	for _, n := range results["A"].Nodes {
+		if n.ID == "source" {
+			dropped = n.RemoteDropped["data"]
+		}
+	}
+	if dropped == 0 {
+		t.Fatalf("no message was dropped at the sender:\n%s", out)
+	}
+	if !regexp.MustCompile(`far-sink: received \d+ messages, last 299`).MatchString(out) {
+		t.Errorf("the far sink did not get the newest message:\n%s", out)
+	}
+	if !strings.Contains(results["A"].Summary(), `node "source" output "data" dropped`) {
+		t.Errorf("summary does not report the drops:\n%s", results["A"].Summary())
 	}
 }

@@ -2,7 +2,8 @@ package daemon
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -25,6 +26,9 @@ type NodeResult struct {
 	// Lost counts, per input fed from another machine, messages that did
 	// not arrive whole.
 	Lost map[string]uint64
+	// RemoteDropped counts, per output, messages for other machines that
+	// were dropped because the link was slower than the node sent.
+	RemoteDropped map[string]uint64
 	// LogFile is where the node's output was written.
 	LogFile string
 }
@@ -89,22 +93,16 @@ func (r *Result) Summary() string {
 				fmt.Fprintf(&b, "  full log: %s\n", n.LogFile)
 			}
 		}
-		ids := make([]string, 0, len(n.Dropped))
-		for id := range n.Dropped {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		for _, id := range ids {
-			fmt.Fprintf(&b, "node %q input %q dropped %d messages (its queue was full)\n", n.ID, id, n.Dropped[id])
-		}
-		ids = ids[:0]
-		for id := range n.Lost {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		for _, id := range ids {
-			fmt.Fprintf(&b, "node %q input %q lost %d messages on the way from another machine\n", n.ID, id, n.Lost[id])
-		}
+		counts(&b, n.Dropped, "node %q input %q dropped %d messages (its queue was full)\n", n.ID)
+		counts(&b, n.Lost, "node %q input %q lost %d messages on the way from another machine\n", n.ID)
+		counts(&b, n.RemoteDropped, "node %q output %q dropped %d messages for other machines (the link was slower than the node)\n", n.ID)
 	}
 	return b.String()
+}
+
+// counts writes one line per key of m, in key order.
+func counts(b *strings.Builder, m map[string]uint64, format, node string) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(b, format, node, k, m[k])
+	}
 }
