@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/testcc"
 	"github.com/dora-go/dora/loaders/python"
 	"github.com/dora-go/dora/loaders/sharedlib"
 	"github.com/dora-go/dora/runtime"
@@ -219,33 +220,6 @@ func eventually(t testing.TB, what string, cond func() bool) {
 var abiInclude, _ = filepath.Abs(filepath.Join("..", "..", "abi", "c"))
 
 var (
-	ccOnce sync.Once
-	ccPath string
-	ccErr  error
-)
-
-// compiler returns the C compiler (`go env CC`, else cc), or skips.
-func compiler(tb testing.TB) string {
-	tb.Helper()
-	ccOnce.Do(func() {
-		cc := os.Getenv("CC")
-		if cc == "" {
-			if out, err := exec.Command("go", "env", "CC").Output(); err == nil {
-				cc = strings.TrimSpace(string(out))
-			}
-		}
-		if cc == "" {
-			cc = "cc"
-		}
-		ccPath, ccErr = exec.LookPath(strings.Fields(cc)[0])
-	})
-	if ccErr != nil {
-		tb.Skipf("no C compiler to build the C fixtures (%v); set CC or install gcc", ccErr)
-	}
-	return ccPath
-}
-
-var (
 	buildMu sync.Mutex
 	built   = map[string]string{}
 )
@@ -254,7 +228,7 @@ var (
 // lib<name>.so once per test process and returns its path.
 func buildLib(tb testing.TB, src, name string, flags ...string) string {
 	tb.Helper()
-	cc := compiler(tb)
+	cc := testcc.Compiler(tb)
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	key := src + " " + name + " " + strings.Join(flags, " ")

@@ -15,6 +15,7 @@ import (
 	"github.com/ebitengine/purego"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/testcc"
 	"github.com/dora-go/dora/runtime"
 	"github.com/dora-go/dora/runtime/runtimetest"
 )
@@ -43,33 +44,6 @@ func TestMain(m *testing.M) {
 }
 
 var (
-	ccOnce sync.Once
-	ccPath string
-	ccErr  error
-)
-
-// compiler returns the C compiler (`go env CC`, else cc), or skips.
-func compiler(tb testing.TB) string {
-	tb.Helper()
-	ccOnce.Do(func() {
-		cc := os.Getenv("CC")
-		if cc == "" {
-			if out, err := exec.Command("go", "env", "CC").Output(); err == nil {
-				cc = strings.TrimSpace(string(out))
-			}
-		}
-		if cc == "" {
-			cc = "cc"
-		}
-		ccPath, ccErr = exec.LookPath(strings.Fields(cc)[0])
-	})
-	if ccErr != nil {
-		tb.Skipf("no C compiler to build the C fixtures (%v); set CC or install gcc", ccErr)
-	}
-	return ccPath
-}
-
-var (
 	buildMu sync.Mutex
 	built   = map[string]string{}
 )
@@ -79,7 +53,7 @@ var (
 // per-process build folder, where each (src, flags) is built once.
 func buildLib(tb testing.TB, dir, src string, flags ...string) string {
 	tb.Helper()
-	cc := compiler(tb)
+	cc := testcc.Compiler(tb)
 	name := strings.TrimSuffix(src, ".c")
 	key := src + " " + strings.Join(flags, " ")
 	if dir == "" {
@@ -113,7 +87,7 @@ func buildLib(tb testing.TB, dir, src string, flags ...string) string {
 // buildProgram compiles testdata/<src> into an executable.
 func buildProgram(tb testing.TB, src string, flags ...string) string {
 	tb.Helper()
-	cc := compiler(tb)
+	cc := testcc.Compiler(tb)
 	out := filepath.Join(tb.TempDir(), strings.TrimSuffix(src, ".c"))
 	args := append([]string{"-Wall", "-Werror", "-O2", "-I", abiInclude, "-o", out}, flags...)
 	args = append(args, filepath.Join("testdata", src))

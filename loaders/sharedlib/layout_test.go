@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"testing"
 	"unsafe"
+
+	"github.com/dora-go/dora/internal/testcc"
 )
 
 // TestCLayoutMatchesGo compiles a C program that prints sizeof and offsetof
@@ -100,7 +102,7 @@ func TestCLayoutMatchesGo(t *testing.T) {
 // TestHeaderCompilesAsCXX checks that operator_api.h is usable from C++
 // (extern "C", static_assert) too.
 func TestHeaderCompilesAsCXX(t *testing.T) {
-	cc := compiler(t)
+	cc := testcc.Compiler(t)
 	cmd := exec.Command(cc, "-x", "c++", "-std=c++11", "-fsyntax-only", "-Wall", "-Werror", "-I", abiInclude, "-")
 	cmd.Stdin = bytes.NewReader([]byte("#include \"operator_api.h\"\nint main() { return sizeof(Output_t) == 72 ? 0 : 1; }\n"))
 	if out, err := cmd.CombinedOutput(); err != nil {

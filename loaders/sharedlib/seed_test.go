@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dora-go/dora/internal/testcc"
 	"github.com/dora-go/dora/runtime"
 )
 
@@ -16,7 +17,7 @@ import (
 // about the seed's own code.
 func buildSeed(tb testing.TB) string {
 	tb.Helper()
-	cc := compiler(tb)
+	cc := testcc.Compiler(tb)
 	out := filepath.Join(tb.TempDir(), "liboperator.so")
 	src := filepath.Join("..", "..", "examples", "c-dataflow", "operator.c")
 	base := []string{"-shared", "-fPIC", "-Wall", "-O2", "-I", abiInclude, "-o", out, src}
