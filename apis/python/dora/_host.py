@@ -42,10 +42,10 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Mapping
 from typing import Any, Optional
 
 from . import PROTOCOL_VERSION, DoraStatus, _wire
+from ._event import EventMapping
 
 # Event kinds, as runtime.EventType in Go.
 INPUT, INPUT_CLOSED, STOP, ERROR = 1, 2, 3, 4
@@ -201,16 +201,7 @@ def _arrow() -> Any:
     return mod
 
 
-_KEYS = {
-    INPUT: ("type", "id", "value", "data", "metadata"),
-    INPUT_CLOSED: ("type", "id"),
-    STOP: ("type",),
-    ERROR: ("type", "error"),
-}
-_INPUT_KEYS_NO_PA = ("type", "id", "data", "metadata")
-
-
-class Event(Mapping):
+class Event(EventMapping):
     """``dora_event``: a read-only mapping that builds ``value``, ``data``
     and ``metadata`` on first access."""
 
@@ -226,10 +217,11 @@ class Event(Mapping):
         self._zc = zc
         self._decoded: Any = None
 
-    def _keys(self) -> tuple:
-        if self._kind == INPUT and not _pyarrow():
-            return _INPUT_KEYS_NO_PA
-        return _KEYS.get(self._kind, ("type",))
+    def _type_name(self) -> str:
+        return _TYPE_NAMES.get(self._kind, "UNKNOWN")
+
+    def _have_pyarrow(self) -> bool:
+        return bool(_pyarrow())
 
     def __getitem__(self, key: str) -> Any:
         if key == "type":
@@ -258,20 +250,6 @@ class Event(Mapping):
                 c["metadata"] = v
                 return v
         raise KeyError(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys()
-
-    def __iter__(self):
-        return iter(self._keys())
-
-    def __len__(self) -> int:
-        return len(self._keys())
-
-    def __repr__(self) -> str:
-        # A dict's repr, minus the raw bytes when the array shows them.
-        keys = [k for k in self._keys() if not (k == "data" and "value" in self._keys())]
-        return "{" + ", ".join("%r: %r" % (k, self[k]) for k in keys) + "}"
 
     def _decode(self) -> Any:
         if self._decoded is None:

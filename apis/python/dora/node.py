@@ -68,10 +68,10 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Mapping
 from typing import Any, Deque, Dict, Iterator, List, Optional
 
 from . import _protocol as proto
+from ._event import EventMapping
 from ._protocol import ENV_NODE_CONFIG
 
 __all__ = ["Node", "Event"]
@@ -108,16 +108,7 @@ class DoraNodeError(RuntimeError):
 # Events
 
 
-_KEYS = {
-    INPUT: ("type", "id", "value", "data", "metadata"),
-    INPUT_CLOSED: ("type", "id"),
-    STOP: ("type",),
-    ERROR: ("type", "error"),
-}
-_INPUT_KEYS_NO_PA = ("type", "id", "data", "metadata")
-
-
-class Event(Mapping):
+class Event(EventMapping):
     """One event: a read-only mapping whose ``value``, ``data`` and
     ``metadata`` are built on first access. See the module documentation."""
 
@@ -153,10 +144,11 @@ class Event(Mapping):
         """Whether the data is a view of a shared-memory region."""
         return self._lease is not None
 
-    def _keys(self) -> tuple:
-        if self._type == INPUT and not _pyarrow():
-            return _INPUT_KEYS_NO_PA
-        return _KEYS[self._type]
+    def _type_name(self) -> str:
+        return self._type
+
+    def _have_pyarrow(self) -> bool:
+        return bool(_pyarrow())
 
     def __getitem__(self, key: str) -> Any:
         if key == "type":
@@ -183,19 +175,6 @@ class Event(Mapping):
                 v = c["metadata"] = _user_metadata(self._md)
                 return v
         raise KeyError(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys()
-
-    def __iter__(self):
-        return iter(self._keys())
-
-    def __len__(self) -> int:
-        return len(self._keys())
-
-    def __repr__(self) -> str:
-        keys = [k for k in self._keys() if not (k == "data" and "value" in self._keys())]
-        return "{" + ", ".join("%r: %r" % (k, self[k]) for k in keys) + "}"
 
     def _bytes(self) -> bytes:
         p = self._payload
