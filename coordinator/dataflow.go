@@ -127,7 +127,7 @@ func (c *Coordinator) start(cli *cliConn, req control.StartRequest, df *descript
 	for _, m := range d.machines {
 		c.daemons[m].send(control.KindSpawn, control.Spawn{
 			UUID: d.uuid, Name: d.name, File: req.File, YAML: req.YAML,
-			Nodes: nodes[m], Machines: d.machines, Env: req.Env, ForwardOutput: req.Attach,
+			Nodes: nodes[m], Machines: d.machines, Placement: d.machineOf, Env: req.Env, ForwardOutput: req.Attach,
 		})
 	}
 }

@@ -22,8 +22,10 @@ import (
 type cluster struct {
 	dataflow string
 	local    map[string]bool
-	tr       transport.Transport
-	coord    coordinatorLink
+	// placement is the machine of every node of the dataflow.
+	placement map[string]string
+	tr        transport.Transport
+	coord     coordinatorLink
 	// allReady is closed when the coordinator says every machine's nodes
 	// have connected.
 	allReady  chan struct{}
@@ -52,14 +54,15 @@ type coordinatorLink interface {
 	outputClosed(s transport.Stream, sent uint64)
 }
 
-func newCluster(dataflow string, local []string, tr transport.Transport, coord coordinatorLink) *cluster {
+func newCluster(dataflow string, local []string, placement map[string]string, tr transport.Transport, coord coordinatorLink) *cluster {
 	cl := &cluster{
-		dataflow: dataflow,
-		local:    make(map[string]bool, len(local)),
-		tr:       tr,
-		coord:    coord,
-		allReady: make(chan struct{}),
-		streams:  make(map[transport.Stream]*remoteStream),
+		dataflow:  dataflow,
+		placement: placement,
+		local:     make(map[string]bool, len(local)),
+		tr:        tr,
+		coord:     coord,
+		allReady:  make(chan struct{}),
+		streams:   make(map[transport.Stream]*remoteStream),
 	}
 	for _, id := range local {
 		cl.local[id] = true
@@ -99,6 +102,14 @@ func (cl *cluster) publishToRemote(inst *instance, local map[string]*nodeState) 
 	if cl == nil {
 		return
 	}
+	type feed struct {
+		sender   *nodeState
+		output   *outputState
+		limit    int
+		machines map[string]bool
+	}
+	var feeds []*feed
+	byOutput := make(map[*outputState]*feed)
 	for _, spec := range inst.df.Nodes {
 		if cl.local[spec.ID] {
 			continue
@@ -113,14 +124,30 @@ func (cl *cluster) publishToRemote(inst *instance, local map[string]*nodeState) 
 			if o == nil {
 				continue
 			}
-			if o.remote == nil {
-				s := transport.Stream{Dataflow: cl.dataflow, Node: src.Node, Output: src.OutputID()}
-				o.remote = newRemoteOutput(s, cl.tr.Publisher(s), cl.coord, sender)
-				cl.remotes = append(cl.remotes, o.remote)
+			f := byOutput[o]
+			if f == nil {
+				f = &feed{sender: sender, output: o, limit: 1, machines: make(map[string]bool)}
+				byOutput[o] = f
+				feeds = append(feeds, f)
 			}
-			o.remote.limit = max(o.remote.limit, in.QueueSize)
+			f.limit = max(f.limit, in.QueueSize)
+			f.machines[cl.machineOf(spec.ID)] = true
 		}
 	}
+	for _, f := range feeds {
+		s := transport.Stream{Dataflow: cl.dataflow, Node: f.sender.id, Output: f.output.id}
+		f.output.remote = newRemoteOutput(s, cl.tr.Publisher(s, len(f.machines)), cl.coord, f.sender, f.limit)
+		cl.remotes = append(cl.remotes, f.output.remote)
+	}
+}
+
+// machineOf names the machine of a node of another machine; without a
+// placement (an older coordinator) each node counts as a machine.
+func (cl *cluster) machineOf(node string) string {
+	if m, ok := cl.placement[node]; ok {
+		return m
+	}
+	return "node " + node
 }
 
 // needsTransport reports whether any message crosses machines.
@@ -414,13 +441,12 @@ type remoteOutput struct {
 	failed uint64
 }
 
-// remoteQueueCapacity bounds the ring; limit, set after creation, decides
-// when it drops.
+// remoteQueueCapacity bounds the ring; limit decides when it drops.
 const remoteQueueCapacity = 1024
 
-func newRemoteOutput(s transport.Stream, pub transport.Publisher, coord coordinatorLink, sender *nodeState) *remoteOutput {
+func newRemoteOutput(s transport.Stream, pub transport.Publisher, coord coordinatorLink, sender *nodeState, limit int) *remoteOutput {
 	ro := &remoteOutput{
-		stream: s, pub: pub, coord: coord, sender: sender, limit: 1,
+		stream: s, pub: pub, coord: coord, sender: sender, limit: limit,
 		queue: queue.NewRing[*message](remoteQueueCapacity),
 		wake:  make(chan struct{}, 1), done: make(chan struct{}),
 	}

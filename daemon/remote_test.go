@@ -3,9 +3,11 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,10 +42,10 @@ func newMemTransport() *memTransport {
 	return &memTransport{subs: make(map[transport.Stream][]*memSub)}
 }
 
-func (t *memTransport) Publisher(s transport.Stream) transport.Publisher {
+func (t *memTransport) Publisher(s transport.Stream, subscribers int) transport.Publisher {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.streams = append(t.streams, "publish "+s.Node+"/"+s.Output)
+	t.streams = append(t.streams, fmt.Sprintf("publish %s/%s to %d", s.Node, s.Output, subscribers))
 	return &memPub{t: t, s: s}
 }
 
@@ -171,8 +173,10 @@ func runMachinesOver(t *testing.T, tr *memTransport, yml string) (map[string]*Re
 		t.Fatal(err)
 	}
 	placed := make(map[string][]string)
+	placement := make(map[string]string)
 	for _, n := range df.Nodes {
 		placed[n.Deploy.Machine] = append(placed[n.Deploy.Machine], n.ID)
+		placement[n.ID] = n.Deploy.Machine
 	}
 	fdsBefore := openFDs(t)
 	coord := &fakeCoordinator{insts: make(map[string]*instance), ready: make(map[string]bool)}
@@ -180,7 +184,7 @@ func runMachinesOver(t *testing.T, tr *memTransport, yml string) (map[string]*Re
 	for m, nodes := range placed {
 		opts := Options{DataflowID: "df-1", LogDir: filepath.Join(dir, m), Output: &out, Grace: 2 * time.Second}
 		opts.fill()
-		inst := newInstance(df, opts, newCluster("df-1", nodes, tr, fakeLink{c: coord, machine: m}))
+		inst := newInstance(df, opts, newCluster("df-1", nodes, placement, tr, fakeLink{c: coord, machine: m}))
 		if err := os.MkdirAll(inst.logDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +218,8 @@ func runMachinesOver(t *testing.T, tr *memTransport, yml string) (map[string]*Re
 func TestMessagesCrossMachines(t *testing.T) {
 	for _, size := range []int{8, 4095, 4096, 40960, 4096000} {
 		t.Run(strconv.Itoa(size)+"B", func(t *testing.T) {
-			results, out := runMachines(t, `
+			tr := newMemTransport()
+			results, out := runMachinesOver(t, tr, `
 nodes:
   - id: source
     path: TESTNODE
@@ -253,6 +258,10 @@ nodes:
 				if !strings.Contains(out, sink+": received 30 messages, last 29") || !strings.Contains(out, sink+": closed data") {
 					t.Errorf("%s did not get every message and the close:\n%s", sink, out)
 				}
+			}
+			// One publisher, told of the two machines (B and C) it feeds.
+			if got := slices.DeleteFunc(slices.Clone(tr.streams), func(s string) bool { return strings.HasPrefix(s, "subscribe") }); !slices.Equal(got, []string{"publish source/data to 2"}) {
+				t.Errorf("publishers: %q", got)
 			}
 		})
 	}

@@ -533,7 +533,7 @@ func (s *server) prepare(sp control.Spawn) (*clusterRun, error) {
 	s.mu.Lock()
 	tr := s.tr
 	s.mu.Unlock()
-	run.inst = newInstance(df, opts, newCluster(sp.UUID, sp.Nodes, tr, s))
+	run.inst = newInstance(df, opts, newCluster(sp.UUID, sp.Nodes, sp.Placement, tr, s))
 	if tr == nil && needsTransport(run.inst) {
 		return nil, fmt.Errorf("its nodes exchange messages with machines %v but this daemon has no transport to them", sp.Machines)
 	}
@@ -609,7 +609,7 @@ func resultToControl(res *Result, name, machine string) control.Result {
 	for _, n := range res.Nodes {
 		nr := control.NodeResult{
 			ID: n.ID, Machine: machine, ExitCode: n.ExitCode, Signal: n.Signal,
-			StderrTail: n.StderrTail, Dropped: n.Dropped, Lost: n.Lost, LogFile: n.LogFile,
+			StderrTail: n.StderrTail, Dropped: n.Dropped, Lost: n.Lost, RemoteDropped: n.RemoteDropped, LogFile: n.LogFile,
 		}
 		if n.Err != nil {
 			nr.Error = n.Err.Error()

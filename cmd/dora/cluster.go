@@ -139,7 +139,7 @@ func toResult(r *control.Result) *daemon.Result {
 	for _, n := range r.Nodes {
 		nr := daemon.NodeResult{
 			ID: n.ID, ExitCode: n.ExitCode, Signal: n.Signal, StderrTail: n.StderrTail,
-			Dropped: n.Dropped, Lost: n.Lost, LogFile: n.LogFile,
+			Dropped: n.Dropped, Lost: n.Lost, RemoteDropped: n.RemoteDropped, LogFile: n.LogFile,
 		}
 		if n.Error != "" {
 			nr.Err = errors.New(n.Error)

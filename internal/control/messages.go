@@ -178,7 +178,10 @@ type NodeResult struct {
 	StderrTail []string          `json:"stderr_tail,omitempty"`
 	Dropped    map[string]uint64 `json:"dropped,omitempty"`
 	Lost       map[string]uint64 `json:"lost,omitempty"`
-	LogFile    string            `json:"log_file,omitempty"`
+	// RemoteDropped counts, per output, messages dropped before they
+	// left for other machines.
+	RemoteDropped map[string]uint64 `json:"remote_dropped,omitempty"`
+	LogFile       string            `json:"log_file,omitempty"`
 }
 
 // Failed reports whether the node did not finish successfully.
@@ -294,7 +297,9 @@ type Spawn struct {
 	// other machines.
 	Nodes    []string `json:"nodes"`
 	Machines []string `json:"machines"`
-	Env      []string `json:"env,omitempty"`
+	// Placement is the machine of every node of the dataflow.
+	Placement map[string]string `json:"placement"`
+	Env       []string          `json:"env,omitempty"`
 	// ForwardOutput asks for NODE_OUTPUT frames (a CLI is attached).
 	ForwardOutput bool `json:"forward_output,omitempty"`
 }

@@ -21,9 +21,10 @@ func (s Stream) String() string { return s.Dataflow + "/" + s.Node + "/" + s.Out
 
 // Transport carries streams between daemons.
 type Transport interface {
-	// Publisher returns the sending end of a stream. Only one publisher
-	// per stream may exist at a time.
-	Publisher(s Stream) Publisher
+	// Publisher returns the sending end of a stream, which has
+	// subscribers subscriptions (one per machine with a node it feeds).
+	// Only one publisher per stream may exist at a time.
+	Publisher(s Stream, subscribers int) Publisher
 	// Subscribe delivers the stream's messages to h, in the order they
 	// were published, on one goroutine per subscription. Once Subscribe
 	// returns, every message published afterwards reaches h.
@@ -39,7 +40,9 @@ type Transport interface {
 type Publisher interface {
 	// Publish sends one message: metadata encoded as in abi/PROTOCOL.md,
 	// and the payload, of any size. The slices are not kept after the
-	// call returns.
+	// call returns. It waits while the slowest subscriber is too far
+	// behind, so that messages wait in the caller's queue, where the
+	// oldest can be dropped, rather than on the way.
 	Publish(metadata, data []byte) error
 	// End says the output closed: subscribers get Closed after every
 	// message published before.

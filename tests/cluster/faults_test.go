@@ -154,16 +154,21 @@ func TestCoordinatorRestart(t *testing.T) {
 	// Whether a message was in flight when the NATS server died is a race,
 	// so losses may be zero; what must hold is that every index the sink
 	// missed is one the daemons reported.
-	var got, missed uint64
-	logs := c.must("logs", uuid, "sink")
-	_, final, _ := strings.Cut(logs.stdout, "received ")
-	if _, err := fmt.Sscanf(final, "%d missed %d", &got, &missed); err != nil {
-		t.Fatalf("sink log lacks its final count (%v):\n%s", err, logs.stdout)
-	}
+	got, missed := tallied(t, c.must("logs", uuid, "sink").stdout)
 	t.Logf("the sink received %d messages and missed %d", got, missed)
 	if reported := reportedMissing(stop.stderr); reported != missed {
 		t.Errorf("the sink missed %d messages but the daemons reported %d:\n%s", missed, reported, stop.stderr)
 	}
+}
+
+// tallied is what the tally sink received and missed, from its output.
+func tallied(t *testing.T, out string) (got, missed uint64) {
+	t.Helper()
+	_, final, _ := strings.Cut(out, "received ")
+	if _, err := fmt.Sscanf(final, "%d missed %d", &got, &missed); err != nil {
+		t.Fatalf("the sink's final count is missing (%v):\n%s", err, out)
+	}
+	return got, missed
 }
 
 // reportedMissing adds up the messages a run summary says were dropped or

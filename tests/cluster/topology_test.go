@@ -76,6 +76,21 @@ func newNetLab(t *testing.T, hosts ...string) *netLab {
 
 func (l *netLab) ns(host string) string { return l.prefix + "-" + host }
 
+// shape limits what reaches host to rate (tc's syntax, "8mbit"), or skips
+// the test when this kernel cannot.
+func (l *netLab) shape(t *testing.T, host, rate string) {
+	t.Helper()
+	if _, err := exec.LookPath("tc"); err != nil {
+		t.Skip("the tc tool (iproute2) is not installed")
+	}
+	port := fmt.Sprintf("%s%ss", l.prefix, host)
+	out, err := exec.Command("tc", "-n", l.prefix+"-sw", "qdisc", "add", "dev", port, "root",
+		"tbf", "rate", rate, "burst", "32kbit", "latency", "400ms").CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot shape a link here (%v: %s)", err, strings.TrimSpace(string(out)))
+	}
+}
+
 func (l *netLab) addr(host string) string { return fmt.Sprintf("%s%d", l.subnet, l.hosts[host]) }
 
 // TestTopologies runs a dataflow with nodes on machines A and B for each

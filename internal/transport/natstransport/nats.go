@@ -5,7 +5,9 @@
 // max payload (1 MiB by default), each with a 32-byte header, so messages
 // of any size arrive whole; per-stream sequence numbers let subscribers
 // reassemble chunks in order and count messages lost on the way (NATS
-// core delivers at most once). The format is in abi/CONTROL.md,
+// core delivers at most once). Subscribers acknowledge what they handled
+// and publishers stay within a window of that (flow.go), since NATS core
+// has no flow control of its own. The format is in abi/CONTROL.md,
 // "Cross-machine messages".
 package natstransport
 
@@ -26,9 +28,13 @@ import (
 
 // Conn is a daemon's connection to NATS.
 type Conn struct {
-	nc  *nats.Conn
-	log *slog.Logger
-	d   *dialer
+	nc   *nats.Conn
+	log  *slog.Logger
+	d    *dialer
+	opts Options
+	// windows of the open publishers: what was in flight when the
+	// connection broke is gone, so a reconnection starts them afresh.
+	windows sync.Map
 }
 
 var _ transport.Transport = (*Conn)(nil)
@@ -41,6 +47,14 @@ type Options struct {
 	// endpoint URL carries credentials of its own.
 	Token  string
 	Logger *slog.Logger
+	// WindowMessages and WindowBytes bound what a publisher sends ahead
+	// of its slowest subscriber's acknowledgements; StallTimeout is how
+	// long it waits for a subscriber that acknowledges nothing before it
+	// stops waiting for it. Zero means the default (1024 messages, 2 MiB,
+	// 2 s).
+	WindowMessages int
+	WindowBytes    int
+	StallTimeout   time.Duration
 }
 
 // Subscriber buffers: a subscription whose handler falls this far behind
@@ -57,7 +71,16 @@ func Dial(endpoint string, o Options) (*Conn, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Conn{log: o.Logger, d: &dialer{}}
+	if o.WindowMessages <= 0 {
+		o.WindowMessages = defaultWindowMessages
+	}
+	if o.WindowBytes <= 0 {
+		o.WindowBytes = defaultWindowBytes
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = defaultStallTimeout
+	}
+	c := &Conn{log: o.Logger, d: &dialer{}, opts: o}
 	opts := []nats.Option{
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
@@ -71,6 +94,10 @@ func Dial(endpoint string, o Options) (*Conn, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			c.log.Info("reconnected to the NATS server", "server", nc.ConnectedAddr())
+			c.windows.Range(func(w, _ any) bool {
+				w.(*window).forget()
+				return true
+			})
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
@@ -159,7 +186,7 @@ func subject(s transport.Stream) string {
 // Chunk header, little-endian:
 //
 //	0  u8  version (1)
-//	1  u8  kind: 1 data, 2 end of stream
+//	1  u8  kind: 1 data, 2 end of stream, 3 roll call (see flow.go)
 //	2  u16 reserved, 0
 //	4  u32 chunk index
 //	8  u64 message sequence number, from 1, per stream
@@ -172,6 +199,7 @@ const (
 	chunkVersion = 1
 	kindData     = 1
 	kindEnd      = 2
+	kindRollCall = 3
 	// maxMetadata bounds a message's metadata.
 	maxMetadata = 1 << 20
 )
@@ -224,9 +252,20 @@ func parseHeader(b []byte) (header, error) {
 	return h, nil
 }
 
-// Publisher returns the sending end of s.
-func (c *Conn) Publisher(s transport.Stream) transport.Publisher {
-	return &publisher{c: c, subject: subject(s)}
+// Publisher returns the sending end of s, which waits for subscribers
+// subscriptions to answer its roll call before the first message.
+func (c *Conn) Publisher(s transport.Stream, subscribers int) transport.Publisher {
+	p := &publisher{c: c, subject: subject(s)}
+	rollCall := (&header{kind: kindRollCall, count: 1}).put(nil)
+	p.window = newWindow(&c.opts, subscribers, func() { _ = c.nc.Publish(p.subject, rollCall) }, c.log.With("stream", s.String()))
+	acks, err := c.nc.Subscribe(p.subject+ackSubject, func(m *nats.Msg) { p.window.ack(m.Data) })
+	if err != nil {
+		// Only a closed connection refuses, and then nothing is sent anyway.
+		c.log.Warn("publishing without flow control", "stream", s.String(), "err", err)
+	}
+	p.acks = acks
+	c.windows.Store(p.window, nil)
+	return p
 }
 
 type publisher struct {
@@ -234,6 +273,8 @@ type publisher struct {
 	subject string
 	seq     uint64
 	buf     []byte
+	window  *window
+	acks    *nats.Subscription
 }
 
 func (p *publisher) Publish(meta, data []byte) error {
@@ -246,6 +287,7 @@ func (p *publisher) Publish(meta, data []byte) error {
 	}
 	total := len(meta) + len(data)
 	count := max(1, (total+room-1)/room)
+	p.window.wait(total)
 	p.seq++
 	h := header{kind: kindData, seq: p.seq, count: uint32(count), metaLen: uint32(len(meta)), dataLen: uint64(len(data))}
 	for i := 0; i < count; i++ {
@@ -262,18 +304,30 @@ func (p *publisher) Publish(meta, data []byte) error {
 			return fmt.Errorf("publishing on %s: %w", p.subject, err)
 		}
 	}
+	p.window.published(p.seq, total)
 	if cap(p.buf) > 4<<20 {
 		p.buf = nil
 	}
 	return nil
 }
 
+// End returns once the subscribers have acknowledged everything, so that
+// what the caller says next about the stream (the daemon's OUTPUT_CLOSED)
+// does not overtake messages still on a slow link.
 func (p *publisher) End() error {
+	defer func() {
+		if p.acks != nil {
+			_ = p.acks.Unsubscribe()
+		}
+		p.c.windows.Delete(p.window)
+	}()
 	p.seq++
 	h := header{kind: kindEnd, seq: p.seq, count: 1}
 	if err := p.c.nc.Publish(p.subject, h.put(nil)); err != nil {
 		return fmt.Errorf("closing %s: %w", p.subject, err)
 	}
+	p.window.published(p.seq, 0)
+	p.window.drain()
 	return nil
 }
 
@@ -281,7 +335,16 @@ func (p *publisher) End() error {
 // subscription.
 func (c *Conn) Subscribe(s transport.Stream, h transport.Handler) (transport.Subscription, error) {
 	r := &reassembler{h: h, log: c.log.With("stream", s.String())}
-	sub, err := c.nc.Subscribe(subject(s), func(m *nats.Msg) { r.chunk(m.Data) })
+	ack := newAcker(c.nc, subject(s))
+	sub, err := c.nc.Subscribe(subject(s), func(m *nats.Msg) {
+		if isRollCall(m.Data) {
+			ack.acknowledge(r.last)
+			return
+		}
+		before := r.last
+		r.chunk(m.Data)
+		ack.received(m, r.last-before, r.last)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribing to %s: %w", s, err)
 	}
@@ -293,7 +356,23 @@ func (c *Conn) Subscribe(s transport.Stream, h transport.Handler) (transport.Sub
 		sub.Unsubscribe()
 		return nil, fmt.Errorf("subscribing to %s: %w", s, err)
 	}
-	return sub, nil
+	return &subscription{sub: sub, ack: ack}, nil
+}
+
+type subscription struct {
+	sub *nats.Subscription
+	ack *acker
+}
+
+// Unsubscribe also tells the publisher not to wait for this subscription.
+func (s *subscription) Unsubscribe() error {
+	err := s.sub.Unsubscribe()
+	s.ack.bye()
+	return err
+}
+
+func isRollCall(b []byte) bool {
+	return len(b) == headerSize && b[0] == chunkVersion && b[1] == kindRollCall
 }
 
 // reassembler turns a stream's chunks back into messages. Chunks arrive in

@@ -112,7 +112,7 @@ func TestMessagesOfAnySizeArriveWholeAndInOrder(t *testing.T) {
 	if _, err := sub.Subscribe(stream, rec); err != nil {
 		t.Fatal(err)
 	}
-	p := pub.Publisher(stream)
+	p := pub.Publisher(stream, 1)
 	meta := payload(16, 99)
 	for i, n := range sizes {
 		if err := p.Publish(meta, payload(n, i)); err != nil {
@@ -229,7 +229,7 @@ func TestRetargetMovesSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := dial(t, b.URL(), "")
-	p := pub.Publisher(stream)
+	p := pub.Publisher(stream, 1)
 	// The subscription reaches b once sub has reconnected: publish until
 	// a message arrives.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
