@@ -176,3 +176,24 @@ func waitMessages(t *testing.T, r *recorder, n int) {
 		}
 	}
 }
+
+// FuzzAcknowledgement feeds a publisher's window whatever arrives on its
+// acknowledgement subject: nothing may panic, and no acknowledgement may
+// claim more than was sent.
+func FuzzAcknowledgement(f *testing.F) {
+	f.Add(putAck(nil, kindAck, 7, 3))
+	f.Add(putAck(nil, kindBye, 7, 0))
+	f.Add(putAck(nil, kindAck, 0, 1))
+	f.Add([]byte{1, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w := newWindow(&Options{WindowMessages: 4, WindowBytes: 1 << 10, StallTimeout: time.Second}, 1, func() {}, testLogger(t))
+		w.published(1, 10)
+		w.published(2, 10)
+		w.ack(b)
+		for _, p := range w.peers {
+			if p.acked > w.sent {
+				t.Fatalf("acknowledged %d of %d sent", p.acked, w.sent)
+			}
+		}
+	})
+}
