@@ -187,7 +187,11 @@ func (cl *cluster) close() {
 	for _, sub := range cl.subs {
 		_ = sub.Unsubscribe()
 	}
-	// Publishers read regions the daemon closes next: let them finish.
+	// Publishers read regions the daemon closes next: let them finish,
+	// all at once, since each may wait for a machine that went away.
+	for _, ro := range cl.remotes {
+		ro.end(nil)
+	}
 	for _, ro := range cl.remotes {
 		ro.stop()
 	}
@@ -493,7 +497,8 @@ func (ro *remoteOutput) signal() {
 	}
 }
 
-// stop ends the stream, if the node did not, and waits for the publisher.
+// stop ends the stream, if the node did not, waits for the publisher,
+// and records what it dropped.
 func (ro *remoteOutput) stop() {
 	ro.end(nil)
 	<-ro.done

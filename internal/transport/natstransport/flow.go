@@ -86,6 +86,7 @@ type window struct {
 	peers      map[uint64]*peer
 	gone       map[uint64]bool // said bye: late acknowledgements are ignored
 	introduced bool            // the roll call is over
+	abandoned  bool            // the connection closed: nothing is waited for
 	sent       uint64          // seq of the last message published
 	total      uint64          // bytes published, cumulated
 	cum        []uint64        // total after message seq, at [seq % len]; covers the window
@@ -141,6 +142,14 @@ func (w *window) forget() {
 	w.signal()
 }
 
+// abandon ends every wait: the connection is closing.
+func (w *window) abandon() {
+	w.mu.Lock()
+	w.abandoned = true
+	w.mu.Unlock()
+	w.signal()
+}
+
 func (w *window) signal() {
 	select {
 	case w.room <- struct{}{}:
@@ -173,6 +182,10 @@ func (w *window) await(ok func(acked uint64) bool) {
 			since = now
 		}
 		w.mu.Lock()
+		if w.abandoned {
+			w.mu.Unlock()
+			return
+		}
 		if !w.introduced && (len(w.peers) >= w.expected || now.Sub(since) >= w.stall) {
 			w.introduced = true
 			if len(w.peers) < w.expected {

@@ -197,3 +197,42 @@ func FuzzAcknowledgement(f *testing.F) {
 		}
 	})
 }
+
+// stuckSink never finishes handling its first message.
+type stuckSink struct{ release chan struct{} }
+
+func (s stuckSink) Message(_, _ []byte) { <-s.release }
+func (stuckSink) Closed()               {}
+func (stuckSink) Lost(uint64)           {}
+
+// TestClosingTheConnectionEndsAWait: a daemon shutting down is not held
+// up by a publisher waiting for room.
+func TestClosingTheConnectionEndsAWait(t *testing.T) {
+	s := startServer(t, 0, "")
+	stream := transport.Stream{Dataflow: "df", Node: "cam", Output: "image"}
+	stuck := stuckSink{release: make(chan struct{})}
+	defer close(stuck.release)
+	if _, err := dialWith(t, s.URL(), Options{}).Subscribe(stream, stuck); err != nil {
+		t.Fatal(err)
+	}
+	conn := dialWith(t, s.URL(), Options{WindowMessages: 2, StallTimeout: time.Hour})
+	p := conn.Publisher(stream, 1)
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		for range 3 { // the third waits for room that never comes
+			p.Publish(nil, payload(8, 0))
+		}
+	}()
+	select {
+	case <-returned:
+		t.Fatal("the publisher did not wait for the stuck subscriber")
+	case <-time.After(300 * time.Millisecond):
+	}
+	conn.Close()
+	select {
+	case <-returned:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Publish still waits after Close")
+	}
+}

@@ -170,8 +170,13 @@ func hostPort(endpoint string) (string, error) {
 	return u.Host, nil
 }
 
-// Close drops the connection and every subscription.
+// Close drops the connection and every subscription; publishers stop
+// waiting for acknowledgements.
 func (c *Conn) Close() error {
+	c.windows.Range(func(w, _ any) bool {
+		w.(*window).abandon()
+		return true
+	})
 	c.nc.Close()
 	return nil
 }
