@@ -12,6 +12,7 @@ package coordinator
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,9 @@ type Config struct {
 	// Token, when set, is required from every daemon and CLI, and from
 	// every client of the embedded NATS server.
 	Token string
+	// TLS, when set, is the server side of TLS on both ports and on the
+	// embedded NATS server: every client must speak TLS.
+	TLS *tls.Config
 	// NATSURL names an existing NATS server or cluster for cross-machine
 	// messages; empty embeds one, listening on DaemonAddr's host.
 	NATSURL string
@@ -103,17 +107,17 @@ func New(cfg Config) (*Coordinator, error) {
 		logReqs:   make(map[uint64]*logReq),
 	}
 	var err error
-	if c.control, err = net.Listen("tcp", cfg.ControlAddr); err != nil {
+	if c.control, err = listen(cfg.ControlAddr, cfg.TLS); err != nil {
 		return nil, fmt.Errorf("listening for the CLI: %w", err)
 	}
-	if c.daemon, err = net.Listen("tcp", cfg.DaemonAddr); err != nil {
+	if c.daemon, err = listen(cfg.DaemonAddr, cfg.TLS); err != nil {
 		c.control.Close()
 		return nil, fmt.Errorf("listening for daemons: %w", err)
 	}
 	if cfg.NATSURL == "" {
 		host, _, _ := net.SplitHostPort(cfg.DaemonAddr)
 		c.nats, err = natstransport.StartServer(natstransport.ServerOptions{
-			Host: host, Port: cfg.NATSPort, MaxPayload: cfg.NATSMaxPayload, Token: cfg.Token,
+			Host: host, Port: cfg.NATSPort, MaxPayload: cfg.NATSMaxPayload, Token: cfg.Token, TLS: cfg.TLS,
 		})
 		if err != nil {
 			c.control.Close()
@@ -122,6 +126,14 @@ func New(cfg Config) (*Coordinator, error) {
 		}
 	}
 	return c, nil
+}
+
+func listen(addr string, tlsConf *tls.Config) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil || tlsConf == nil {
+		return l, err
+	}
+	return tls.NewListener(l, tlsConf), nil
 }
 
 // ControlAddr is the address the CLI connects to.

@@ -51,7 +51,7 @@ type fakeDaemon struct {
 
 func register(t *testing.T, c *Coordinator, machine string, running ...control.RunningDataflow) (*fakeDaemon, control.RegisterReply) {
 	t.Helper()
-	conn, err := control.Dial(context.Background(), c.DaemonAddr(), control.RoleDaemon, "", time.Second)
+	conn, err := control.Dial(context.Background(), c.DaemonAddr(), control.RoleDaemon, control.Credentials{}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func (d *fakeDaemon) expect(k control.Kind, v any) {
 // request sends one CLI request.
 func request(t *testing.T, c *Coordinator, k control.Kind, v any) *control.Conn {
 	t.Helper()
-	conn, err := control.Dial(context.Background(), c.ControlAddr(), control.RoleCLI, "", time.Second)
+	conn, err := control.Dial(context.Background(), c.ControlAddr(), control.RoleCLI, control.Credentials{}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestHammer_ConnectionsUnderLoad(t *testing.T) {
 		wg.Add(3)
 		go func() {
 			defer wg.Done()
-			conn, err := control.Dial(context.Background(), c.ControlAddr(), control.RoleCLI, "", 5*time.Second)
+			conn, err := control.Dial(context.Background(), c.ControlAddr(), control.RoleCLI, control.Credentials{}, 5*time.Second)
 			if err != nil {
 				t.Error(err)
 				return
@@ -306,7 +306,7 @@ func TestHammer_ConnectionsUnderLoad(t *testing.T) {
 		}()
 		go func() {
 			defer wg.Done()
-			conn, err := control.Dial(context.Background(), c.DaemonAddr(), control.RoleDaemon, "", 5*time.Second)
+			conn, err := control.Dial(context.Background(), c.DaemonAddr(), control.RoleDaemon, control.Credentials{}, 5*time.Second)
 			if err != nil {
 				t.Error(err)
 				return

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,9 @@ type ServeOptions struct {
 	Coordinator string
 	// Token is presented to the coordinator (and to NATS).
 	Token string
+	// TLS, when set, speaks TLS to the coordinator and checks its
+	// certificate.
+	TLS *tls.Config
 	// Transport connects to the cross-machine transport at the endpoint
 	// the coordinator names. Needed only by dataflows that span machines.
 	Transport func(endpoint string) (transport.Transport, error)
@@ -181,7 +185,7 @@ const sessionQueue = 4096
 // session connects, registers, and serves the coordinator until the
 // connection ends; registered says whether it got that far.
 func (s *server) session(ctx context.Context) (registered bool, err error) {
-	conn, err := control.Dial(ctx, s.o.Coordinator, control.RoleDaemon, s.o.Token, 3*time.Second)
+	conn, err := control.Dial(ctx, s.o.Coordinator, control.RoleDaemon, control.Credentials{Token: s.o.Token, TLS: s.o.TLS}, 3*time.Second)
 	if err != nil {
 		return false, err
 	}

@@ -30,12 +30,39 @@ type coordinatorTarget struct {
 	addr  string
 	port  int
 	token string
+	tlsCA string
 }
 
 func (t *coordinatorTarget) flags(c *cobra.Command) {
 	c.Flags().StringVar(&t.addr, "coordinator-addr", "127.0.0.1", "`address` of the coordinator: HOST, or HOST:PORT")
 	c.Flags().IntVar(&t.port, "coordinator-port", coordinator.DefaultControlPort, "control `port` of the coordinator, when --coordinator-addr has none")
 	tokenFlag(c, &t.token)
+	tlsCAFlag(c, &t.tlsCA)
+}
+
+// tlsCAFlag adds --tls-ca, for the clients of a coordinator that uses TLS.
+func tlsCAFlag(c *cobra.Command, file *string) {
+	c.Flags().StringVar(file, "tls-ca", "", "speak TLS to the coordinator and check its certificate against the CA certificates in this PEM `file` (default: $"+envTLSCA+")")
+}
+
+// credentials are what the CLI shows the coordinator.
+func (t *coordinatorTarget) credentials() (control.Credentials, error) {
+	tlsConf, err := clientTLS(t.tlsCA)
+	return control.Credentials{Token: t.token, TLS: tlsConf}, err
+}
+
+// dial connects to the coordinator's control port.
+func (t *coordinatorTarget) dial(ctx context.Context) (*control.Conn, error) {
+	cred, err := t.credentials()
+	if err != nil {
+		return nil, err
+	}
+	addr := t.address()
+	conn, err := control.Dial(ctx, addr, control.RoleCLI, cred, dialTimeout)
+	if err != nil {
+		return nil, dialError(addr, err)
+	}
+	return conn, nil
 }
 
 // tokenFlag adds --token; without it the command takes $DORA_TOKEN (read
@@ -61,14 +88,13 @@ func (t *coordinatorTarget) address() string { return hostPort(t.addr, t.port) }
 
 // request connects and sends one request.
 func (t *coordinatorTarget) request(ctx context.Context, k control.Kind, body any) (*control.Conn, error) {
-	addr := t.address()
-	conn, err := control.Dial(ctx, addr, control.RoleCLI, t.token, dialTimeout)
+	conn, err := t.dial(ctx)
 	if err != nil {
-		return nil, dialError(addr, err)
+		return nil, err
 	}
 	if err := conn.Send(k, body); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("coordinator at %s: %w", addr, err)
+		return nil, fmt.Errorf("coordinator at %s: %w", t.address(), err)
 	}
 	return conn, nil
 }
@@ -83,6 +109,12 @@ func dialError(addr string, err error) error {
 		return fmt.Errorf("%s is the coordinator's daemon port; the CLI uses its control port (default %d): %w", addr, coordinator.DefaultControlPort, err)
 	case errors.Is(err, control.ErrMalformed):
 		return fmt.Errorf("%s does not answer like a dora coordinator: %w", addr, err)
+	case errors.Is(err, control.ErrTLSRequired):
+		return fmt.Errorf("coordinator at %s: %w: pass the CA that signed its certificate with --tls-ca (or $%s)", addr, err, envTLSCA)
+	case errors.Is(err, control.ErrNotTLS):
+		return fmt.Errorf("coordinator at %s: %w: drop --tls-ca (and $%s), or start it with --tls-cert and --tls-key", addr, err, envTLSCA)
+	case errors.Is(err, control.ErrUntrusted):
+		return fmt.Errorf("coordinator at %s: %w: --tls-ca (or $%s) must hold the CA that signed it, for this host name or address", addr, err, envTLSCA)
 	}
 	return fmt.Errorf("no coordinator at %s: run `dora up` first (%v)", addr, err)
 }

@@ -13,7 +13,7 @@ import (
 
 func newCoordinatorCmd() *cobra.Command {
 	var cfg coordinator.Config
-	var iface, controlIface string
+	var iface, controlIface, tlsCert, tlsKey string
 	var port, controlPort int
 	var verbose bool
 	cmd := &cobra.Command{
@@ -30,7 +30,8 @@ coordinator (on --interface:--nats-port) unless --nats-url names one.
 Everything listens on 127.0.0.1 unless told otherwise. Listening beyond this
 machine lets whoever reaches the port run programs on your daemons: set a
 shared token with --token or $DORA_TOKEN, on the coordinator, every daemon and
-the CLI.`,
+the CLI, and use TLS (--tls-cert and --tls-key here, --tls-ca on daemons and
+the CLI) so that neither the token nor your data cross the network in clear.`,
 		Args:    cobra.NoArgs,
 		GroupID: groupCluster,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -41,9 +42,13 @@ the CLI.`,
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			cfg.ControlAddr = net.JoinHostPort(controlIface, strconv.Itoa(controlPort))
 			cfg.DaemonAddr = net.JoinHostPort(iface, strconv.Itoa(port))
+			var err error
+			if cfg.TLS, err = serverTLS(tlsCert, tlsKey); err != nil {
+				return err
+			}
 			for _, host := range []string{controlIface, iface} {
 				if !isLoopback(host) {
-					warnExposed(cmd, host, cfg.Token != "")
+					warnExposed(cmd, host, cfg.Token != "", cfg.TLS != nil)
 					break
 				}
 			}
@@ -65,14 +70,19 @@ the CLI.`,
 	f.IntVar(&cfg.NATSMaxPayload, "nats-max-payload", natstransport.DefaultMaxPayload, "largest NATS message of the embedded server, in `bytes`; larger dora messages are split")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", coordinator.DefaultHeartbeatTimeout, "drop a daemon silent for this `duration` and fail its dataflows")
 	tokenFlag(cmd, &cfg.Token)
+	f.StringVar(&tlsCert, "tls-cert", "", "serve TLS on every port with the certificate (and intermediates) in this PEM `file` (default: $"+envTLSCert+")")
+	f.StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert, a PEM `file` (default: $"+envTLSKey+")")
 	f.BoolVarP(&verbose, "verbose", "v", false, "show debug messages")
 	return cmd
 }
 
-func warnExposed(cmd *cobra.Command, host string, token bool) {
+func warnExposed(cmd *cobra.Command, host string, token, tls bool) {
 	w := cmd.ErrOrStderr()
 	fmt.Fprintf(w, "warning: listening on %s, beyond this machine: whoever reaches these ports can run programs through your daemons\n", host)
 	if !token {
 		fmt.Fprintf(w, "warning: no token is set: set $%s (or --token) here, on every daemon and for the CLI\n", envToken)
+	}
+	if !tls {
+		fmt.Fprintf(w, "warning: no TLS: the token and every message cross the network in clear (see --tls-cert)\n")
 	}
 }

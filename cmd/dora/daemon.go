@@ -12,7 +12,7 @@ import (
 
 func newDaemonCmd() *cobra.Command {
 	var o daemon.ServeOptions
-	var addr, runDataflow string
+	var addr, runDataflow, tlsCA string
 	var port int
 	var verbose bool
 	cmd := &cobra.Command{
@@ -39,9 +39,13 @@ trying to reconnect (backing off up to 5s between attempts).`,
 				return runAlone(cmd, runDataflow, o.Options)
 			}
 			o.Coordinator = hostPort(addr, port)
+			var err error
+			if o.TLS, err = clientTLS(tlsCA); err != nil {
+				return err
+			}
 			log := o.Logger
 			o.Transport = func(endpoint string) (transport.Transport, error) {
-				return natstransport.Dial(endpoint, natstransport.Options{Name: "dora-daemon " + o.MachineID, Token: o.Token, Logger: log})
+				return natstransport.Dial(endpoint, natstransport.Options{Name: "dora-daemon " + o.MachineID, Token: o.Token, TLS: o.TLS, Logger: log})
 			}
 			log.Info("daemon starting", "machine", o.MachineID, "coordinator", o.Coordinator)
 			return daemon.Serve(cmd.Context(), o)
@@ -52,6 +56,7 @@ trying to reconnect (backing off up to 5s between attempts).`,
 	f.StringVar(&addr, "coordinator-addr", "127.0.0.1", "`address` of the coordinator: HOST, or HOST:PORT")
 	f.IntVar(&port, "coordinator-port", coordinator.DefaultDaemonPort, "daemon `port` of the coordinator, when --coordinator-addr has none")
 	tokenFlag(cmd, &o.Token)
+	tlsCAFlag(cmd, &tlsCA)
 	f.DurationVar(&o.Grace, "grace", daemon.DefaultGrace, "how long nodes get to exit after Stop before they are killed")
 	f.DurationVar(&o.ConnectTimeout, "connect-timeout", daemon.DefaultConnectTimeout, "how long nodes get to connect before their dataflow fails")
 	f.StringVar(&runDataflow, "run-dataflow", "", "run this dataflow `FILE` alone, without a coordinator (as `dora run`)")

@@ -47,7 +47,7 @@ period), then every connected daemon, then the coordinator itself.`,
 			// The coordinator exits right after answering: wait until its
 			// port is closed, so that `dora up` may follow at once.
 			for ctx.Err() == nil {
-				c, err := control.Dial(ctx, t.address(), control.RoleCLI, t.token, dialTimeout)
+				c, err := t.dial(ctx)
 				if err != nil {
 					break
 				}

@@ -10,6 +10,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -72,7 +74,22 @@ var (
 	ErrUnauthorized = errors.New("wrong or missing token")
 	ErrWrongPort    = errors.New("wrong port for this role")
 	ErrMalformed    = errors.New("malformed control frame")
+	// ErrNotTLS: the client wanted TLS and the server does not speak it.
+	ErrNotTLS = errors.New("it does not use TLS")
+	// ErrTLSRequired: the server speaks TLS and the client did not.
+	ErrTLSRequired = errors.New("it requires TLS")
+	// ErrUntrusted: the server's certificate did not verify.
+	ErrUntrusted = errors.New("its certificate is not trusted")
 )
+
+// Credentials are what a client shows the coordinator.
+type Credentials struct {
+	Token string
+	// TLS, when set, wraps the connection in TLS, with the coordinator's
+	// certificate checked against its RootCAs. Without a ServerName, the
+	// host dialled is checked.
+	TLS *tls.Config
+}
 
 // HandshakeTimeout bounds each side's handshake.
 const HandshakeTimeout = 5 * time.Second
@@ -95,8 +112,8 @@ func newConn(nc net.Conn, role Role) *Conn {
 }
 
 // Dial connects to addr and performs the client handshake within timeout
-// (dialling and handshake together).
-func Dial(ctx context.Context, addr string, role Role, token string, timeout time.Duration) (*Conn, error) {
+// (dialling, TLS and handshake together).
+func Dial(ctx context.Context, addr string, role Role, cred Credentials, timeout time.Duration) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
@@ -109,7 +126,19 @@ func Dial(ctx context.Context, addr string, role Role, token string, timeout tim
 	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if err := clientHandshake(nc, role, token); err != nil {
+	if cred.TLS != nil {
+		cfg := cred.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, tlsError(err)
+		}
+		nc = tc
+	}
+	if err := clientHandshake(nc, role, cred.Token); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -120,6 +149,24 @@ func Dial(ctx context.Context, addr string, role Role, token string, timeout tim
 	nc.SetDeadline(time.Time{})
 	return newConn(nc, role), nil
 }
+
+func tlsError(err error) error {
+	var header tls.RecordHeaderError
+	var authority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &header):
+		return fmt.Errorf("%w (its first bytes are not a TLS record)", ErrNotTLS)
+	case errors.As(err, &authority), errors.As(err, &hostname), errors.As(err, &invalid):
+		return fmt.Errorf("%w: %v", ErrUntrusted, err)
+	}
+	return fmt.Errorf("TLS handshake: %w", err)
+}
+
+// tlsAlert is the first byte of a TLS alert record: what a TLS server may
+// answer a plain-text client with.
+const tlsAlert = 0x15
 
 func clientHandshake(nc net.Conn, role Role, token string) error {
 	if len(token) > MaxToken {
@@ -135,8 +182,15 @@ func clientHandshake(nc net.Conn, role Role, token string) error {
 		return fmt.Errorf("sending the handshake: %w", err)
 	}
 	var head [10]byte
-	if _, err := io.ReadFull(nc, head[:]); err != nil {
+	if n, err := io.ReadFull(nc, head[:]); err != nil {
+		if n > 0 && head[0] == tlsAlert || n == 0 && errors.Is(err, io.EOF) {
+			// A TLS server drops a plain-text hello, with or without an alert.
+			return fmt.Errorf("%w, or is not a dora coordinator (it closed the connection after a plain-text hello)", ErrTLSRequired)
+		}
 		return fmt.Errorf("reading the handshake reply (is this a dora coordinator?): %w", err)
+	}
+	if head[0] == tlsAlert && head[1] == 3 {
+		return ErrTLSRequired
 	}
 	if [4]byte(head[:4]) != magic {
 		return fmt.Errorf("%w: the peer is not a dora coordinator (handshake reply starts with %q)", ErrMalformed, head[:4])

@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -10,14 +11,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dora-go/dora/internal/testtls"
 )
 
 // serve accepts one connection with Accept and reports its outcome.
 func serve(t *testing.T, role Role, token string) (addr string, result <-chan error) {
+	return serveTLS(t, role, token, nil)
+}
+
+// serveTLS is serve with TLS when tlsConf is set.
+func serveTLS(t *testing.T, role Role, token string, tlsConf *tls.Config) (addr string, result <-chan error) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tlsConf != nil {
+		l = tls.NewListener(l, tlsConf)
 	}
 	t.Cleanup(func() { l.Close() })
 	ch := make(chan error, 1)
@@ -55,7 +66,7 @@ func TestHandshake(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, server := serve(t, tt.serverRole, tt.serverToken)
-			c, err := Dial(context.Background(), addr, tt.clientRole, tt.clientToken, 2*time.Second)
+			c, err := Dial(context.Background(), addr, tt.clientRole, Credentials{Token: tt.clientToken}, 2*time.Second)
 			if err == nil {
 				c.Close()
 			}
@@ -64,6 +75,38 @@ func TestHandshake(t *testing.T) {
 			}
 			if serr := <-server; !errors.Is(serr, tt.want) || (tt.want == nil) != (serr == nil) {
 				t.Fatalf("server: %v; want %v", serr, tt.want)
+			}
+		})
+	}
+}
+
+func TestTLS(t *testing.T) {
+	files := testtls.New(t, "127.0.0.1")
+	other := testtls.New(t, "127.0.0.1")
+	elsewhere := testtls.New(t, "robot.example")
+	tests := []struct {
+		name           string
+		server, client *tls.Config
+		want           error
+	}{
+		{"TLS", files.ServerConfig(t), files.ClientConfig(t), nil},
+		{"plain-text client", files.ServerConfig(t), nil, ErrTLSRequired},
+		{"plain-text server", nil, files.ClientConfig(t), ErrNotTLS},
+		{"certificate of another CA", files.ServerConfig(t), other.ClientConfig(t), ErrUntrusted},
+		{"certificate for another host", elsewhere.ServerConfig(t), elsewhere.ClientConfig(t), ErrUntrusted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, server := serveTLS(t, RoleCLI, "s3cret", tt.server)
+			c, err := Dial(context.Background(), addr, RoleCLI, Credentials{Token: "s3cret", TLS: tt.client}, 2*time.Second)
+			if err == nil {
+				c.Close()
+			}
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("client: %v; want %v", err, tt.want)
+			}
+			if serr := <-server; (tt.want == nil) != (serr == nil) {
+				t.Fatalf("server: %v; want an error: %t", serr, tt.want != nil)
 			}
 		})
 	}

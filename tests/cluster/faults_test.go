@@ -89,6 +89,20 @@ nodes:
     deploy: {machine: B}
 `
 
+// twoMachines starts a coordinator with extra flags on fixed free ports,
+// and daemons A and B, every process with env.
+func twoMachines(t *testing.T, env []string, extra ...string) (*cluster, coordOpts) {
+	c := &cluster{t: t, env: env, daemons: make(map[string]*proc)}
+	o := coordOpts{controlPort: freePort(t), port: freePort(t), nats: freePort(t), extra: extra}
+	c.startCoordinator(o)
+	c.ctrl = "127.0.0.1:" + strconv.Itoa(o.controlPort)
+	daemonAddr := "127.0.0.1:" + strconv.Itoa(o.port)
+	c.startDaemon("A", "", daemonAddr)
+	c.startDaemon("B", "", daemonAddr)
+	c.waitDaemons(2)
+	return c, o
+}
+
 // lastTally is the highest number the tally sink printed.
 func lastTally(c *cluster, uuid string) int {
 	r := c.cli("logs", uuid, "sink")
@@ -107,14 +121,7 @@ func lastTally(c *cluster, uuid string) int {
 // coordinator lists it, stops it, and gets its logs; messages between the
 // machines flow again through the new NATS server.
 func TestCoordinatorRestart(t *testing.T) {
-	c := &cluster{t: t, daemons: make(map[string]*proc)}
-	o := coordOpts{controlPort: freePort(t), port: freePort(t), nats: freePort(t)}
-	c.startCoordinator(o)
-	c.ctrl = "127.0.0.1:" + strconv.Itoa(o.controlPort)
-	daemonAddr := "127.0.0.1:" + strconv.Itoa(o.port)
-	c.startDaemon("A", "", daemonAddr)
-	c.startDaemon("B", "", daemonAddr)
-	c.waitDaemons(2)
+	c, o := twoMachines(t, nil)
 	uuid := strings.TrimSpace(c.must("start", writeDataflow(t, tallyFlow), "--name", "survivor").stdout)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

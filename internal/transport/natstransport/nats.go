@@ -12,6 +12,7 @@
 package natstransport
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -55,6 +56,9 @@ type Options struct {
 	WindowMessages int
 	WindowBytes    int
 	StallTimeout   time.Duration
+	// TLS, when set, is how the server's certificate is checked; the
+	// server must then speak TLS.
+	TLS *tls.Config
 }
 
 // Subscriber buffers: a subscription whose handler falls this far behind
@@ -106,6 +110,9 @@ func Dial(endpoint string, o Options) (*Conn, error) {
 			}
 			c.log.Warn("NATS", "subject", subject, "err", err)
 		}),
+	}
+	if o.TLS != nil {
+		opts = append(opts, nats.Secure(o.TLS))
 	}
 	if o.Token != "" && !strings.Contains(endpoint, "@") {
 		// A URL with credentials brings its own.

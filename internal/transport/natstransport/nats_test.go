@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dora-go/dora/internal/testtls"
 	"github.com/dora-go/dora/internal/transport"
 )
 
@@ -138,6 +140,39 @@ func TestWrongTokenIsRefused(t *testing.T) {
 	if c, err := Dial(s.URL(), Options{Token: "guess"}); err == nil {
 		c.Close()
 		t.Fatal("connected with a wrong token")
+	}
+}
+
+// TestTLSServerRefusesPlainText: with TLS, messages flow between clients
+// that trust the server's CA, and a client without TLS cannot connect.
+func TestTLSServerRefusesPlainText(t *testing.T) {
+	files := testtls.New(t, "127.0.0.1")
+	s, err := StartServer(ServerOptions{Host: "127.0.0.1", TLS: files.ServerConfig(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	url := "127.0.0.1:" + strconv.Itoa(s.Port())
+	if c, err := Dial(url, Options{}); err == nil {
+		c.Close()
+		t.Fatal("connected without TLS")
+	}
+	pub, sub := dialWith(t, url, Options{TLS: files.ClientConfig(t)}), dialWith(t, url, Options{TLS: files.ClientConfig(t)})
+	stream := transport.Stream{Dataflow: "df", Node: "cam", Output: "image"}
+	rec := newRecorder()
+	if _, err := sub.Subscribe(stream, rec); err != nil {
+		t.Fatal(err)
+	}
+	p := pub.Publisher(stream, 1)
+	if err := p.Publish(nil, payload(8, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.End(); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitClosed(t)
+	if len(rec.msgs) != 1 {
+		t.Fatalf("got %d messages over TLS, want 1", len(rec.msgs))
 	}
 }
 

@@ -1,6 +1,7 @@
 package natstransport
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strconv"
@@ -20,6 +21,8 @@ type ServerOptions struct {
 	MaxPayload int
 	// Token, when set, is required from every client.
 	Token string
+	// TLS, when set, is required from every client.
+	TLS *tls.Config
 }
 
 // DefaultMaxPayload is the embedded server's max payload: the largest the
@@ -51,6 +54,9 @@ func StartServer(o ServerOptions) (*Server, error) {
 		// receiving daemon a slow consumer.
 		MaxPending:    int64(max(256<<20, 8*o.MaxPayload)),
 		Authorization: o.Token,
+		TLSConfig:     o.TLS,
+		TLS:           o.TLS != nil,
+		TLSTimeout:    5,
 		// Only dora's daemons connect: no HTTP monitoring, no JetStream.
 		HTTPPort: 0,
 	})
