@@ -55,6 +55,15 @@ func NewPool(name string) *Pool {
 	return &Pool{name: name, lent: make(map[uint64]*PoolRegion), returned: make(chan struct{}, 1)}
 }
 
+// waitTimers spares a sender that waits for its regions an allocation per
+// message. Since Go 1.23 a stopped timer delivers nothing stale after a
+// Reset, so they can be reused.
+var waitTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
 // SizeFor is the size of the region Get creates for an n-byte payload.
 func SizeFor(n int) int {
 	if n <= MinRegionSize {
@@ -93,12 +102,14 @@ func (p *Pool) Get(n int) (*PoolRegion, error) {
 		if wait <= 0 {
 			break
 		}
-		t := time.NewTimer(wait)
+		t := waitTimers.Get().(*time.Timer)
+		t.Reset(wait)
 		select {
 		case <-p.returned:
 		case <-t.C:
 		}
 		t.Stop()
+		waitTimers.Put(t)
 	}
 	reg, err := Create(p.name, SizeFor(n))
 	if err != nil {
