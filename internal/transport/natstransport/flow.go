@@ -86,6 +86,7 @@ type window struct {
 	peers      map[uint64]*peer
 	gone       map[uint64]bool // said bye: late acknowledgements are ignored
 	introduced bool            // the roll call is over
+	calling    time.Time       // when the current roll call began
 	abandoned  bool            // the connection closed: nothing is waited for
 	sent       uint64          // seq of the last message published
 	total      uint64          // bytes published, cumulated
@@ -137,7 +138,7 @@ func (w *window) ack(b []byte) {
 func (w *window) forget() {
 	w.mu.Lock()
 	clear(w.peers)
-	w.introduced = false
+	w.introduced, w.calling = false, time.Time{}
 	w.mu.Unlock()
 	w.signal()
 }
@@ -186,7 +187,10 @@ func (w *window) await(ok func(acked uint64) bool) {
 			w.mu.Unlock()
 			return
 		}
-		if !w.introduced && (len(w.peers) >= w.expected || now.Sub(since) >= w.stall) {
+		if !w.introduced && w.calling.IsZero() {
+			w.calling = now
+		}
+		if !w.introduced && (len(w.peers) >= w.expected || now.Sub(w.calling) >= w.stall) {
 			w.introduced = true
 			if len(w.peers) < w.expected {
 				w.log.Warn("not every subscriber on other machines answered; sending without waiting for them",

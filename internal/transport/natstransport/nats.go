@@ -264,8 +264,8 @@ func parseHeader(b []byte) (header, error) {
 	return h, nil
 }
 
-// Publisher returns the sending end of s, which waits for subscribers
-// subscriptions to answer its roll call before the first message.
+// Publisher returns the sending end of s. Before its first message it
+// waits until that many subscriptions have answered its roll call.
 func (c *Conn) Publisher(s transport.Stream, subscribers int) transport.Publisher {
 	p := &publisher{c: c, subject: subject(s)}
 	rollCall := (&header{kind: kindRollCall, count: 1}).put(nil)
@@ -301,6 +301,9 @@ func (p *publisher) Publish(meta, data []byte) error {
 	count := max(1, (total+room-1)/room)
 	p.window.wait(total)
 	p.seq++
+	// Counted as sent even if a chunk fails: subscribers then count the
+	// message lost and acknowledge past it.
+	p.window.published(p.seq, total)
 	h := header{kind: kindData, seq: p.seq, count: uint32(count), metaLen: uint32(len(meta)), dataLen: uint64(len(data))}
 	for i := 0; i < count; i++ {
 		lo, hi := i*room, min((i+1)*room, total)
@@ -316,7 +319,6 @@ func (p *publisher) Publish(meta, data []byte) error {
 			return fmt.Errorf("publishing on %s: %w", p.subject, err)
 		}
 	}
-	p.window.published(p.seq, total)
 	if cap(p.buf) > 4<<20 {
 		p.buf = nil
 	}
@@ -334,11 +336,11 @@ func (p *publisher) End() error {
 		p.c.windows.Delete(p.window)
 	}()
 	p.seq++
+	p.window.published(p.seq, 0)
 	h := header{kind: kindEnd, seq: p.seq, count: 1}
 	if err := p.c.nc.Publish(p.subject, h.put(nil)); err != nil {
 		return fmt.Errorf("closing %s: %w", p.subject, err)
 	}
-	p.window.published(p.seq, 0)
 	p.window.drain()
 	return nil
 }
