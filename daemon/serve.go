@@ -37,8 +37,10 @@ type ServeOptions struct {
 	// certificate.
 	TLS *tls.Config
 	// Transport connects to the cross-machine transport at the endpoint
-	// the coordinator names. Needed only by dataflows that span machines.
-	Transport func(endpoint string) (transport.Transport, error)
+	// the coordinator names; embedded says it is the coordinator's own
+	// server (which speaks TLS when the coordinator does). Needed only by
+	// dataflows that span machines.
+	Transport func(endpoint string, embedded bool) (transport.Transport, error)
 	// MaxBackoff caps the wait between attempts to reach the coordinator;
 	// zero means DefaultMaxBackoff.
 	MaxBackoff time.Duration
@@ -281,7 +283,7 @@ func (s *server) connectTransport(rep control.RegisterReply) error {
 	defer s.mu.Unlock()
 	switch {
 	case s.tr == nil:
-		tr, err := s.o.Transport(endpoint)
+		tr, err := s.o.Transport(endpoint, rep.NATSURL == "")
 		if err != nil {
 			return fmt.Errorf("connecting to the transport the coordinator names: %w", err)
 		}

@@ -44,8 +44,15 @@ trying to reconnect (backing off up to 5s between attempts).`,
 				return err
 			}
 			log := o.Logger
-			o.Transport = func(endpoint string) (transport.Transport, error) {
-				return natstransport.Dial(endpoint, natstransport.Options{Name: "dora-daemon " + o.MachineID, Token: o.Token, TLS: o.TLS, Logger: log})
+			o.Transport = func(endpoint string, embedded bool) (transport.Transport, error) {
+				nopts := natstransport.Options{Name: "dora-daemon " + o.MachineID, Token: o.Token, Logger: log}
+				if embedded {
+					// A server of its own (--nats-url) brings its own TLS
+					// settings in its URL; the embedded one shares the
+					// coordinator's certificate.
+					nopts.TLS = o.TLS
+				}
+				return natstransport.Dial(endpoint, nopts)
 			}
 			log.Info("daemon starting", "machine", o.MachineID, "coordinator", o.Coordinator)
 			return daemon.Serve(cmd.Context(), o)
