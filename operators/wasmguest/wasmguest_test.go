@@ -22,6 +22,7 @@ func TestOperatorRunsNatively(t *testing.T) {
 		}
 		return Stop, nil
 	})
+	t.Cleanup(func() { registered = nil }) // a program registers once; a test binary may run this again
 	Register(op)
 	if Registered() == nil {
 		t.Fatal("Registered() = nil after Register")

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -165,6 +166,7 @@ type cluster struct {
 	// ns is the CLI's network namespace; empty: the test's own.
 	ns          string
 	ctrl        string // the coordinator's control address, for the CLI
+	daemonAddr  string // the coordinator's daemon address, for daemons
 	env         []string
 	coordinator *proc
 	daemons     map[string]*proc
@@ -178,27 +180,39 @@ type coordOpts struct {
 	extra                   []string
 }
 
-func freePort(t *testing.T) int {
+// freePorts are n distinct ports free a moment ago, for a coordinator that
+// must come back on the same ports. Others let the coordinator pick
+// (port 0), which nothing else can take first.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close() // held until all are chosen, so they differ
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
-// newCluster starts a coordinator on free ports of 127.0.0.1.
+// newCluster starts a coordinator on ports of 127.0.0.1 it picks.
 func newCluster(t *testing.T, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, daemons: make(map[string]*proc)}
-	o := coordOpts{controlPort: freePort(t), port: freePort(t), nats: freePort(t), extra: extra}
-	c.startCoordinator(o)
-	c.ctrl = "127.0.0.1:" + strconv.Itoa(o.controlPort)
+	c.startCoordinator(coordOpts{extra: extra})
 	return c
 }
 
+// listening is the line where the coordinator says its addresses.
+var listening = regexp.MustCompile(`coordinator listening: CLI on (\S+):(\d+), daemons on (\S+):(\d+),`)
+
+// startCoordinator starts a coordinator and waits until it listens; the
+// CLI and daemons then reach it on 127.0.0.1 (tests in namespaces set
+// ctrl and daemonAddr themselves).
 func (c *cluster) startCoordinator(o coordOpts) {
+	c.t.Helper()
 	bind := o.bind
 	if bind == "" {
 		bind = "127.0.0.1"
@@ -206,6 +220,21 @@ func (c *cluster) startCoordinator(o coordOpts) {
 	args := []string{"coordinator", "--interface", bind, "--control-interface", bind,
 		"--control-port", strconv.Itoa(o.controlPort), "--port", strconv.Itoa(o.port), "--nats-port", strconv.Itoa(o.nats)}
 	c.coordinator = start(c.t, "coordinator", o.ns, c.env, append(args, o.extra...)...)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if m := listening.FindStringSubmatch(c.coordinator.out.String()); m != nil {
+			c.ctrl, c.daemonAddr = "127.0.0.1:"+m[2], "127.0.0.1:"+m[4]
+			return
+		}
+		select {
+		case <-c.coordinator.done:
+			c.t.Fatalf("the coordinator exited: %v\n%s", c.coordinator.err, c.coordinator.out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the coordinator does not say it listens:\n%s", c.coordinator.out.String())
+		}
+	}
 }
 
 // daemonAddr is the coordinator's daemon port as a daemon reaches it.

@@ -15,8 +15,8 @@ import (
 // fails naming the lost machine, and the other daemon stops its nodes.
 func TestKilledDaemonFailsTheDataflow(t *testing.T) {
 	c := newCluster(t)
-	a := c.startDaemon("A", "", daemonAddrOf(c))
-	b := c.startDaemon("B", "", daemonAddrOf(c))
+	a := c.startDaemon("A", "", c.daemonAddr)
+	b := c.startDaemon("B", "", c.daemonAddr)
 	c.waitDaemons(2)
 	attached := c.attach(writeDataflow(t, longFlow), "--name", "victim")
 	c.waitFor("the dataflow to run", func(r result) bool {
@@ -49,8 +49,8 @@ func TestKilledDaemonFailsTheDataflow(t *testing.T) {
 // registers again and stops its leftover nodes.
 func TestSilentDaemonIsDropped(t *testing.T) {
 	c := newCluster(t, "--heartbeat-timeout", "1s")
-	c.startDaemon("A", "", daemonAddrOf(c))
-	b := c.startDaemon("B", "", daemonAddrOf(c))
+	c.startDaemon("A", "", c.daemonAddr)
+	b := c.startDaemon("B", "", c.daemonAddr)
 	c.waitDaemons(2)
 	attached := c.attach(writeDataflow(t, longFlow), "--name", "frozen")
 	c.waitFor("the dataflow to run", func(r result) bool {
@@ -93,12 +93,11 @@ nodes:
 // and daemons A and B, every process with env.
 func twoMachines(t *testing.T, env []string, extra ...string) (*cluster, coordOpts) {
 	c := &cluster{t: t, env: env, daemons: make(map[string]*proc)}
-	o := coordOpts{controlPort: freePort(t), port: freePort(t), nats: freePort(t), extra: extra}
+	free := freePorts(t, 3)
+	o := coordOpts{controlPort: free[0], port: free[1], nats: free[2], extra: extra}
 	c.startCoordinator(o)
-	c.ctrl = "127.0.0.1:" + strconv.Itoa(o.controlPort)
-	daemonAddr := "127.0.0.1:" + strconv.Itoa(o.port)
-	c.startDaemon("A", "", daemonAddr)
-	c.startDaemon("B", "", daemonAddr)
+	c.startDaemon("A", "", c.daemonAddr)
+	c.startDaemon("B", "", c.daemonAddr)
 	c.waitDaemons(2)
 	return c, o
 }
@@ -216,7 +215,7 @@ func TestCLIAgainstDeadCoordinator(t *testing.T) {
 		}
 	}()
 	tests := []struct{ name, addr string }{
-		{"nothing listens", "127.0.0.1:" + strconv.Itoa(freePort(t))},
+		{"nothing listens", "127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0])},
 		{"never answers", silent.Addr().String()},
 	}
 	for _, tt := range tests {
@@ -239,32 +238,29 @@ func TestCLIAgainstDeadCoordinator(t *testing.T) {
 // clear message, and garbage on either port crashes nothing.
 func TestTokenAndGarbage(t *testing.T) {
 	c := &cluster{t: t, env: []string{"DORA_TOKEN=s3cret"}, daemons: make(map[string]*proc)}
-	o := coordOpts{controlPort: freePort(t), port: freePort(t), nats: freePort(t)}
-	c.startCoordinator(o)
-	c.ctrl = "127.0.0.1:" + strconv.Itoa(o.controlPort)
-	daemonAddr := "127.0.0.1:" + strconv.Itoa(o.port)
-	c.startDaemon("A", "", daemonAddr)
+	c.startCoordinator(coordOpts{})
+	c.startDaemon("A", "", c.daemonAddr)
 	c.waitDaemons(1)
 
 	intruder := &cluster{t: t, ctrl: c.ctrl, env: []string{"DORA_TOKEN=guess"}}
 	if r := intruder.cli("list"); r.code != 1 || !strings.Contains(r.stderr, "refused the token") {
 		t.Errorf("CLI with a wrong token: exit %d, %s", r.code, r.stderr)
 	}
-	d := start(t, "daemon with a wrong token", "", []string{"DORA_TOKEN=guess"}, "daemon", "--machine-id", "X", "--coordinator-addr", daemonAddr)
+	d := start(t, "daemon with a wrong token", "", []string{"DORA_TOKEN=guess"}, "daemon", "--machine-id", "X", "--coordinator-addr", c.daemonAddr)
 	d.wait(t, 10*time.Second)
 	if d.exitCode() != 1 || !strings.Contains(d.out.String(), "wrong or missing token") {
 		t.Errorf("daemon with a wrong token: exit %d, %s", d.exitCode(), d.out.String())
 	}
-	onDaemonPort := &cluster{t: t, ctrl: daemonAddr, env: c.env}
+	onDaemonPort := &cluster{t: t, ctrl: c.daemonAddr, env: c.env}
 	if r := onDaemonPort.cli("list"); r.code != 1 || !strings.Contains(r.stderr, "is the coordinator's daemon port") {
 		t.Errorf("CLI on the daemon port: exit %d, %s", r.code, r.stderr)
 	}
 	hello := func(role byte) []byte { return []byte("DORA\x01\x00" + string(role) + "\x00\x06\x00s3cret") }
 	for _, p := range []struct {
-		port int
+		addr string
 		role byte
 		own  byte // a kind this role may send
-	}{{o.controlPort, 1, 3}, {o.port, 2, 64}} {
+	}{{c.ctrl, 1, 3}, {c.daemonAddr, 2, 64}} {
 		garbage := [][]byte{
 			[]byte("GET / HTTP/1.1\r\n\r\n"),
 			append(hello(p.role), 0xff, 0xff, 0xff, 0x7f, p.own), // oversize frame
@@ -273,7 +269,7 @@ func TestTokenAndGarbage(t *testing.T) {
 			append(hello(p.role), 5, 0, 0, 0, p.own, '{', '}'),   // truncated
 		}
 		for _, g := range garbage {
-			conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.port))
+			conn, err := net.Dial("tcp", p.addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -303,8 +299,8 @@ func TestTokenAndGarbage(t *testing.T) {
 // results before the daemon exits.
 func TestStoppedDaemonStopsItsDataflows(t *testing.T) {
 	c := newCluster(t)
-	c.startDaemon("A", "", daemonAddrOf(c))
-	b := c.startDaemon("B", "", daemonAddrOf(c))
+	c.startDaemon("A", "", c.daemonAddr)
+	b := c.startDaemon("B", "", c.daemonAddr)
 	c.waitDaemons(2)
 	attached := c.attach(writeDataflow(t, longFlow), "--name", "polite")
 	c.waitFor("the dataflow to run", func(r result) bool {

@@ -19,7 +19,7 @@ import (
 func TestThreeDaemonsExchangeMessages(t *testing.T) {
 	c := newCluster(t, "--nats-max-payload", "1048576")
 	for _, m := range []string{"A", "B", "C"} {
-		c.startDaemon(m, "", daemonAddrOf(c))
+		c.startDaemon(m, "", c.daemonAddr)
 	}
 	c.waitDaemons(3)
 	file := writeDataflow(t, `
@@ -69,16 +69,6 @@ nodes:
 	}
 }
 
-func daemonAddrOf(c *cluster) string {
-	args := c.coordinator.cmd.Args
-	for i, a := range args {
-		if a == "--port" {
-			return "127.0.0.1:" + args[i+1]
-		}
-	}
-	panic("coordinator without --port")
-}
-
 // longFlow keeps running until stopped: a source on A, a sink on B.
 var longFlow = longFlowOn("deploy: {machine: A}", "deploy: {machine: B}")
 
@@ -101,8 +91,8 @@ nodes:
 
 func TestListStopAndLogsAcrossTwoDaemons(t *testing.T) {
 	c := newCluster(t)
-	c.startDaemon("A", "", daemonAddrOf(c))
-	c.startDaemon("B", "", daemonAddrOf(c))
+	c.startDaemon("A", "", c.daemonAddr)
+	c.startDaemon("B", "", c.daemonAddr)
 	c.waitDaemons(2)
 	file := writeDataflow(t, longFlow)
 	uuid := strings.TrimSpace(c.must("start", file, "--name", "flow").stdout)
@@ -144,7 +134,7 @@ func TestListStopAndLogsAcrossTwoDaemons(t *testing.T) {
 
 func TestStartRefusesWhatCannotRun(t *testing.T) {
 	c := newCluster(t)
-	c.startDaemon("A", "", daemonAddrOf(c))
+	c.startDaemon("A", "", c.daemonAddr)
 	c.waitDaemons(1)
 	tests := []struct {
 		name, yml string
@@ -188,7 +178,8 @@ nodes:
 func TestUpIsIdempotentAndDestroyStopsEverything(t *testing.T) {
 	state := t.TempDir()
 	env := []string{"XDG_STATE_HOME=" + state}
-	ports := []string{"--control-port", fmt.Sprint(freePort(t)), "--port", fmt.Sprint(freePort(t)), "--nats-port", fmt.Sprint(freePort(t))}
+	free := freePorts(t, 3)
+	ports := []string{"--control-port", fmt.Sprint(free[0]), "--port", fmt.Sprint(free[1]), "--nats-port", fmt.Sprint(free[2])}
 	c := &cluster{t: t, env: env, ctrl: "127.0.0.1:" + ports[1]}
 	up := func() result {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -255,8 +246,8 @@ func TestExternalNATS(t *testing.T) {
 	}
 	t.Cleanup(srv.Shutdown)
 	c := newCluster(t, "--nats-url", srv.URL())
-	c.startDaemon("A", "", daemonAddrOf(c))
-	c.startDaemon("B", "", daemonAddrOf(c))
+	c.startDaemon("A", "", c.daemonAddr)
+	c.startDaemon("B", "", c.daemonAddr)
 	c.waitDaemons(2)
 	if out := c.coordinator.out.String(); !strings.Contains(out, "messages between machines: "+srv.URL()) {
 		t.Errorf("the coordinator does not say it uses %s:\n%s", srv.URL(), out)

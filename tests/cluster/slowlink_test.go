@@ -32,7 +32,6 @@ func TestSlowLinkDropsAtTheSender(t *testing.T) {
 	lab.shape(t, "B", "8mbit")
 	c := &cluster{t: t, ns: lab.ns("C"), env: []string{"DORA_TOKEN=slow-" + lab.prefix}, daemons: make(map[string]*proc)}
 	c.startCoordinator(coordOpts{ns: lab.ns("C"), bind: "0.0.0.0", controlPort: 6012, port: 53290, nats: 53291})
-	c.ctrl = "127.0.0.1:6012"
 	c.startDaemon("A", lab.ns("A"), lab.addr("C")+":53290")
 	c.startDaemon("B", lab.ns("B"), lab.addr("C")+":53290")
 	c.waitDaemons(2)
