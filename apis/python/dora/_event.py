@@ -1,7 +1,7 @@
 """The shape every dora event has, for nodes and operators alike.
 
 An event is a read-only mapping whose keys depend on its type; subclasses
-say how each value is built (lazily) and whether pyarrow is available.
+say how each value is built (lazily).
 """
 
 from __future__ import annotations
@@ -20,6 +20,23 @@ KEYS = {
 INPUT_KEYS_NO_PYARROW = ("type", "id", "data", "metadata")
 
 
+_pa: Any = None  # the pyarrow module once imported; False when not installed
+
+
+def optional_pyarrow() -> Any:
+    """pyarrow, imported on first use, or False when it is not installed
+    (events then carry their bytes without a ``value``)."""
+    global _pa
+    if _pa is None:
+        try:
+            import pyarrow
+
+            _pa = pyarrow
+        except ImportError:
+            _pa = False
+    return _pa
+
+
 class EventMapping(Mapping):
     """The mapping protocol over ``keys_for(type name, pyarrow present)``."""
 
@@ -28,12 +45,9 @@ class EventMapping(Mapping):
     def _type_name(self) -> str:
         raise NotImplementedError
 
-    def _have_pyarrow(self) -> bool:
-        raise NotImplementedError
-
     def _keys(self) -> tuple:
         name = self._type_name()
-        if name == "INPUT" and not self._have_pyarrow():
+        if name == "INPUT" and not optional_pyarrow():
             return INPUT_KEYS_NO_PYARROW
         return KEYS.get(name, ("type",))
 

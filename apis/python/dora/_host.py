@@ -46,6 +46,7 @@ from typing import Any, Optional
 
 from . import PROTOCOL_VERSION, DoraStatus, _wire
 from ._event import EventMapping
+from ._event import optional_pyarrow as _pyarrow
 
 # Event kinds, as runtime.EventType in Go.
 INPUT, INPUT_CLOSED, STOP, ERROR = 1, 2, 3, 4
@@ -180,21 +181,6 @@ def _install_streams() -> None:
     sys.stdout, sys.stderr = _Router(out, 1), _Router(err, 2)
 
 
-_pa: Any = None  # pyarrow module, False when not installed
-
-
-def _pyarrow() -> Any:
-    global _pa
-    if _pa is None:
-        try:
-            import pyarrow
-
-            _pa = pyarrow
-        except ImportError:
-            _pa = False
-    return _pa
-
-
 def _arrow() -> Any:
     from . import _arrow as mod
 
@@ -219,9 +205,6 @@ class Event(EventMapping):
 
     def _type_name(self) -> str:
         return _TYPE_NAMES.get(self._kind, "UNKNOWN")
-
-    def _have_pyarrow(self) -> bool:
-        return bool(_pyarrow())
 
     def __getitem__(self, key: str) -> Any:
         if key == "type":

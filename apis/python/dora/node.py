@@ -72,6 +72,7 @@ from typing import Any, Deque, Dict, Iterator, List, Optional
 
 from . import _protocol as proto
 from ._event import EventMapping
+from ._event import optional_pyarrow as _pyarrow
 from ._protocol import ENV_NODE_CONFIG
 
 __all__ = ["Node", "Event"]
@@ -83,21 +84,6 @@ MAX_BATCH = 256
 
 INPUT, INPUT_CLOSED, STOP, ERROR = "INPUT", "INPUT_CLOSED", "STOP", "ERROR"
 _OTEL_KEY = "open_telemetry_context"
-
-_pa: Any = None
-
-
-def _pyarrow() -> Any:
-    global _pa
-    if _pa is None:
-        try:
-            import pyarrow
-
-            _pa = pyarrow
-        except ImportError:
-            _pa = False
-    return _pa
-
 
 class DoraNodeError(RuntimeError):
     """The node cannot talk to its daemon (not started by dora, daemon
@@ -146,9 +132,6 @@ class Event(EventMapping):
 
     def _type_name(self) -> str:
         return self._type
-
-    def _have_pyarrow(self) -> bool:
-        return bool(_pyarrow())
 
     def __getitem__(self, key: str) -> Any:
         if key == "type":

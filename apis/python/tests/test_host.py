@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from dora import DoraStatus, _host, _wire
+from dora import DoraStatus, _event, _host, _wire
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_value_is_an_arrow_array():
 
 
 def test_value_without_pyarrow(monkeypatch):
-    monkeypatch.setattr(_host, "_pa", False)
+    monkeypatch.setattr(_event, "_pa", False)
     ev = _host.Event(_host.INPUT, "x", memoryview(b"ab"), None, None)
     assert "value" not in ev and ev.get("value") is None
     with pytest.raises(KeyError, match="pyarrow is not installed"):
