@@ -102,6 +102,24 @@ func twoMachines(t *testing.T, env []string, extra ...string) (*cluster, coordOp
 	return c, o
 }
 
+// firstTally waits until the tally sink has printed a number, and
+// returns the highest.
+func firstTally(c *cluster, uuid string) int {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		if n := lastTally(c, uuid); n >= 0 {
+			return n
+		}
+		select {
+		case <-ctx.Done():
+			c.t.Fatal("the sink printed nothing")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // lastTally is the highest number the tally sink printed.
 func lastTally(c *cluster, uuid string) int {
 	r := c.cli("logs", uuid, "sink")
@@ -122,16 +140,7 @@ func lastTally(c *cluster, uuid string) int {
 func TestCoordinatorRestart(t *testing.T) {
 	c, o := twoMachines(t, nil)
 	uuid := strings.TrimSpace(c.must("start", writeDataflow(t, tallyFlow), "--name", "survivor").stdout)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	before := lastTally(c, uuid)
-	for ; before < 0; before = lastTally(c, uuid) {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the sink printed nothing")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	before := firstTally(c, uuid)
 
 	c.coordinator.kill(syscall.SIGKILL)
 	c.coordinator.wait(t, 10*time.Second)
@@ -146,7 +155,7 @@ func TestCoordinatorRestart(t *testing.T) {
 	_ = list
 	// The source numbers its messages once a millisecond: a number a
 	// thousand past the last one seen before the kill was sent after it.
-	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for lastTally(c, uuid) < before+1000 {
 		select {
@@ -302,11 +311,12 @@ func TestStoppedDaemonStopsItsDataflows(t *testing.T) {
 	c.startDaemon("A", "", c.daemonAddr)
 	b := c.startDaemon("B", "", c.daemonAddr)
 	c.waitDaemons(2)
-	attached := c.attach(writeDataflow(t, longFlow), "--name", "polite")
-	c.waitFor("the dataflow to run", func(r result) bool {
+	attached := c.attach(writeDataflow(t, tallyFlow), "--name", "polite")
+	list := c.waitFor("the dataflow to run", func(r result) bool {
 		f := row(r, "polite")
 		return f != nil && f[2] == "running"
 	})
+	firstTally(c, row(list, "polite")[0]) // messages cross before B stops
 	b.kill(syscall.SIGTERM)
 	attached.wait(t, 20*time.Second)
 	b.wait(t, 20*time.Second)

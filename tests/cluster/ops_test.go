@@ -82,8 +82,8 @@ nodes:
     outputs: [data]
     ` + deploySource + `
   - id: sink
-    path: TESTNODE
-    args: sink 1
+    path: TALLY
+    args: "1"
     inputs: {data: source/data}
     ` + deploySink + `
 `
@@ -103,6 +103,7 @@ func TestListStopAndLogsAcrossTwoDaemons(t *testing.T) {
 	if f := row(list, "flow"); f == nil || f[0] != uuid || f[2] != "running" || f[3] != "2/2" || f[4] != "A,B" {
 		t.Fatalf("dora list row %q; want %s flow running 2/2 A,B:\n%s", f, uuid, list.stdout)
 	}
+	firstTally(c, uuid) // messages cross before anything is stopped
 	// A second dataflow at the same time, by UUID prefix later.
 	other := strings.TrimSpace(c.must("start", file).stdout)
 	follow := start(t, "dora logs --follow", "", nil, "logs", "flow", "sink", "--follow", "--coordinator-addr", c.ctrl)
