@@ -125,6 +125,11 @@ func (w *window) ack(b []byte) {
 		w.gone[id] = true
 	case w.gone[id]:
 	case p == nil:
+		if seq == 0 {
+			// It has handled nothing: it joined now and owes nothing
+			// sent before (0 at the start of a stream).
+			seq = w.sent
+		}
 		w.peers[id] = &peer{acked: seq, progress: time.Now()}
 	case seq > p.acked:
 		p.acked, p.progress = seq, time.Now()
