@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dora-go/dora/internal/testcc"
 )
 
 const reloadOperator = `#include <stdio.h>
@@ -35,7 +37,7 @@ func TestHotReloadOfACOperator(t *testing.T) {
 		// Build next to the library and rename over it, as build tools do,
 		// so the runtime never sees a half-written file.
 		tmp := filepath.Join(dir, "libop.so.tmp")
-		cc := exec.Command("cc", "-shared", "-fPIC", "-Wall", "-I", filepath.Join(root, "abi", "c"), "-o", tmp, src)
+		cc := exec.Command(testcc.Compiler(t), "-shared", "-fPIC", "-Wall", "-I", filepath.Join(root, "abi", "c"), "-o", tmp, src)
 		if out, err := cc.CombinedOutput(); err != nil {
 			t.Fatalf("cc: %v\n%s", err, out)
 		}
@@ -65,7 +67,7 @@ func TestHotReloadOfACOperator(t *testing.T) {
 		out, err := doraRun(dir, "run", "--hot-reload", "--stop-after", "6s", "--log-dir", logs, "dataflow.yml")
 		done <- result{out, err}
 	}()
-	time.Sleep(2 * time.Second)
+	waitForLog(t, logs, "operator one") // the first library runs
 	build("two")
 	r := <-done
 	if r.err != nil {
@@ -77,4 +79,26 @@ func TestHotReloadOfACOperator(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// waitForLog waits until a log file under dir holds want.
+func waitForLog(t *testing.T, dir, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		found := false
+		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), want) {
+					found = true
+				}
+			}
+			return nil
+		})
+		if found {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no log under %s says %q", dir, want)
 }
