@@ -1,18 +1,17 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/syncbuf"
 )
 
 var testnode string
@@ -33,24 +32,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects node output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runYAML runs a dataflow whose `TESTNODE` placeholders name the test node.
 func runYAML(t *testing.T, ctx context.Context, yml string, opts Options) (*Result, string) {
 	t.Helper()
@@ -64,7 +45,7 @@ func runYAML(t *testing.T, ctx context.Context, yml string, opts Options) (*Resu
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	opts.Output = &out
 	fdsBefore := openFDs(t)
 	res, err := Run(ctx, df, opts)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/syncbuf"
 	"github.com/dora-go/dora/internal/transport"
 )
 
@@ -180,7 +181,7 @@ func runMachinesOver(t *testing.T, tr *memTransport, yml string) (map[string]*Re
 	}
 	fdsBefore := openFDs(t)
 	coord := &fakeCoordinator{insts: make(map[string]*instance), ready: make(map[string]bool)}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	for m, nodes := range placed {
 		opts := Options{DataflowID: "df-1", LogDir: filepath.Join(dir, m), Output: &out, Grace: 2 * time.Second}
 		opts.fill()

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/syncbuf"
 	"github.com/dora-go/dora/loaders/python"
 	"github.com/dora-go/dora/runtime"
 	"github.com/dora-go/dora/runtime/runtimetest"
@@ -77,7 +78,7 @@ func TestConformance_Python(t *testing.T) {
 			return runtime.OperatorSpec{
 				NodeID:   "runtime-node",
 				Operator: &descriptor.Operator{ID: string(f), Source: descriptor.OperatorSource{Kind: descriptor.SourcePython, Path: p}},
-				Path:     p, Stdout: &syncBuffer{}, Stderr: &syncBuffer{},
+				Path:     p, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{},
 			}
 		},
 		NotAModule: func(t *testing.T) string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/syncbuf"
 	"github.com/dora-go/dora/loaders/python"
 	"github.com/dora-go/dora/runtime"
 )
@@ -143,7 +144,7 @@ func TestCrash_GarbageOnStdout(t *testing.T) {
 	echoes(t, op, "garbage", []byte("still works"))
 	echoes(t, op, "print", []byte("and prints"))
 	echoes(t, op, "after", []byte("fine"))
-	stdout, stderr := op.spec.Stdout.(*syncBuffer), op.spec.Stderr.(*syncBuffer)
+	stdout, stderr := op.spec.Stdout.(*syncbuf.Buffer), op.spec.Stderr.(*syncbuf.Buffer)
 	eventually(t, "forwarded output", func() bool {
 		return strings.Contains(stdout.String(), "noisy: hello from C") && strings.Contains(stderr.String(), "noisy: warning from C")
 	})
@@ -182,7 +183,7 @@ func TestCrash_PythonAbort(t *testing.T) {
 	spec := runtime.OperatorSpec{
 		NodeID:   "runtime-node",
 		Operator: &descriptor.Operator{ID: "py", Source: descriptor.OperatorSource{Kind: descriptor.SourcePython, Path: abs}},
-		Path:     abs, Stdout: &syncBuffer{}, Stderr: &syncBuffer{},
+		Path:     abs, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{},
 	}
 	op := load(t, newTestLoader(t, noRestarts), spec)
 	echoes(t, op, "x", []byte("y"))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/syncbuf"
 	"github.com/dora-go/dora/internal/testcc"
 	"github.com/dora-go/dora/loaders/python"
 	"github.com/dora-go/dora/loaders/sharedlib"
@@ -185,24 +186,6 @@ func (noopOperator) OnEvent(context.Context, *runtime.Event, runtime.Sender) (ru
 
 func (noopOperator) Close() error { return nil }
 
-// syncBuffer is a bytes.Buffer safe for the forwarders' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // eventually polls cond for up to 10 seconds.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -254,8 +237,8 @@ func cSpec(id, lib string) runtime.OperatorSpec {
 		NodeID:   "runtime-node",
 		Operator: &descriptor.Operator{ID: id, Source: descriptor.OperatorSource{Kind: descriptor.SourceSharedLibrary, Path: lib}},
 		Path:     lib,
-		Stdout:   &syncBuffer{},
-		Stderr:   &syncBuffer{},
+		Stdout:   &syncbuf.Buffer{},
+		Stderr:   &syncbuf.Buffer{},
 	}
 }
 

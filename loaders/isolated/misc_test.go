@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dora-go/dora/internal/syncbuf"
 	"github.com/dora-go/dora/runtime"
 	"github.com/dora-go/dora/runtime/runtimetest"
 )
@@ -129,7 +130,7 @@ func TestRegionsAreSealed(t *testing.T) {
 // TestChildLogsReachTheHostLogger checks the child's JSON logs come out
 // of the operator's slog.Logger with node=, operator=, loader= and pid=.
 func TestChildLogsReachTheHostLogger(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	spec := mockSpec("chatty", "mock:echo")
 	spec.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", "node", "operator", "chatty")
 	op := load(t, newTestLoader(t), spec)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dora-go/dora/abi/wire"
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/syncbuf"
 	"github.com/dora-go/dora/runtime"
 	"github.com/dora-go/dora/runtime/runtimetest"
 )
@@ -239,26 +240,8 @@ func TestPythonExceptionCarriesTraceback(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestReturnValues(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	spec := specFor(t, "probe", "probe.py")
 	spec.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	op := load(t, spec)
@@ -314,7 +297,7 @@ func TestLoadErrors(t *testing.T) {
 func TestPrintGoesToSpecWriters(t *testing.T) {
 	for _, file := range []string{"probe.py", "probe_any_thread.py"} {
 		t.Run(file, func(t *testing.T) {
-			var stdout, stderr syncBuffer
+			var stdout, stderr syncbuf.Buffer
 			spec := specFor(t, "probe", file)
 			spec.Stdout, spec.Stderr = &stdout, &stderr
 			op := load(t, spec)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/syncbuf"
 	"github.com/dora-go/dora/runtime"
 	"github.com/dora-go/dora/runtime/runtimetest"
 )
@@ -310,12 +311,8 @@ func TestFilesystemSandbox(t *testing.T) {
 	})
 }
 
-type syncBuffer struct {
-	bytes.Buffer
-}
-
 func TestGuestOutputStreamsAndLogs(t *testing.T) {
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	var logs bytes.Buffer
 	spec := specFor(goGuest(t, "faults"), "talker", nil)
 	spec.Stdout, spec.Stderr = &stdout, &stderr
