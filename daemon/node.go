@@ -43,6 +43,10 @@ type nodeState struct {
 	held       map[uint64]int  // deliveries not yet released, by region
 	enc        wire.Encoder
 	fds        []int
+	// handoff: some sender may answer this node's requests directly
+	// (internal/handoff); offered: its pending request is on offer.
+	handoff bool
+	offered bool
 
 	unmapMu sync.Mutex
 	unmaps  []uint64
@@ -51,7 +55,9 @@ type nodeState struct {
 	relEnc wire.Encoder
 
 	loops      sync.WaitGroup
-	registered bool // guarded by inst.mu
+	registered bool   // guarded by inst.mu
+	features   uint32 // from REGISTER; guarded by inst.mu
+	slot       int    // in the hand-off table: the index in inst.nodes
 	result     NodeResult
 }
 
@@ -297,6 +303,7 @@ func (n *nodeState) route(so *wire.SendOutput, fds []int) error {
 		closeAll(fds)
 		return fmt.Errorf("node sent on output %q, which it does not declare", so.OutputID)
 	}
+	defer n.countRouted(o)
 	var r *region
 	if so.Data.Where == wire.DataShm {
 		var err error
@@ -326,18 +333,24 @@ func (n *nodeState) route(so *wire.SendOutput, fds []int) error {
 			return fmt.Errorf("region %d reused before every receiver released it", so.Data.Region)
 		}
 	}
-	// Queue for everyone before waking anyone: a receiver must not get a
-	// message derived from m (an operator's answer) before m itself.
-	for _, q := range o.subs {
-		q.node.enqueue(q, m)
-	}
-	for _, n := range o.nodes {
-		n.deliver()
-	}
+	// A receiver must not get a message derived from m (an operator's
+	// answer) before m itself.
+	fanOut(o.subs, o.nodes, m)
 	if o.remote != nil {
 		o.remote.publish(n, m)
 	}
 	return nil
+}
+
+// countRouted tells a sender that takes part in the hand-off that its
+// message to o's receivers is queued, or delivered, or dropped: a later
+// message handed off can no longer overtake it.
+func (n *nodeState) countRouted(o *outputState) {
+	if t := n.inst.handoff.Load(); t != nil {
+		for _, dst := range o.nodes {
+			t.AddRouted(n.slot, dst.slot)
+		}
+	}
 }
 
 // regionFor finds or registers the sender's region a message travels in.

@@ -329,12 +329,7 @@ func (rs *remoteStream) Message(meta, data []byte) {
 	} else {
 		m = newMessage(meta, data, len(rs.queues))
 	}
-	for _, q := range rs.queues {
-		q.node.enqueue(q, m)
-	}
-	for _, n := range rs.nodes {
-		n.deliver()
-	}
+	fanOut(rs.queues, rs.nodes, m)
 }
 
 func (rs *remoteStream) Closed() {

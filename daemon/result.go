@@ -29,6 +29,9 @@ type NodeResult struct {
 	// RemoteDropped counts, per output, messages for other machines that
 	// were dropped because the link was slower than the node sent.
 	RemoteDropped map[string]uint64
+	// HandedOff counts the node's requests for events that a sender
+	// answered directly, without the daemon (the hand-off).
+	HandedOff uint64
 	// LogFile is where the node's output was written.
 	LogFile string
 }

@@ -87,6 +87,9 @@ func (n *nodeState) deliverLocked() {
 	if n.pendingMax == 0 || n.stopSent || n.gone {
 		return
 	}
+	if !n.withdrawLocked() {
+		return
+	}
 	e := &n.enc
 	e.Reset()
 	e.BeginEvents()
@@ -134,6 +137,10 @@ full:
 		n.stopSent = true
 	}
 	if count == 0 {
+		if n.handoff {
+			n.inst.handoff.Load().Offer(n.slot)
+			n.offered = true
+		}
 		return
 	}
 	// Retired regions ride along with real events rather than waking the
@@ -153,6 +160,23 @@ full:
 	if err := n.events.WriteFrame(e.EndEvents(count, len(fds)), fds...); err != nil {
 		n.disconnect(fmt.Errorf("writing its events: %w", err))
 	}
+}
+
+// withdrawLocked takes the node's request off offer, so that nothing is
+// handed off while anything is queued for it: a hand-off must not overtake
+// a queued message. False means a sender answered the request first.
+// Called with n.mu held.
+func (n *nodeState) withdrawLocked() bool {
+	if !n.offered {
+		return true
+	}
+	n.offered = false
+	if n.inst.handoff.Load().Withdraw(n.slot) {
+		return true
+	}
+	n.pendingMax = 0
+	n.result.HandedOff++
+	return false
 }
 
 // disconnect cuts a node off after a failed write: a partly written frame
@@ -183,30 +207,59 @@ func (n *nodeState) oldestQueue() *inputQueue {
 
 // push queues m on q and delivers at once if the node is waiting.
 func (n *nodeState) push(q *inputQueue, m *message) {
-	n.enqueue(q, m)
+	n.mu.Lock()
+	unref := n.enqueueLocked(q, m)
+	n.mu.Unlock()
+	if unref != nil {
+		unref.unref()
+	}
 	n.deliver()
 }
 
-// enqueue queues m on q, dropping the oldest message if q is full.
-func (n *nodeState) enqueue(q *inputQueue, m *message) {
-	n.mu.Lock()
-	if n.gone || n.stopDue || q.closed {
+// fanOut queues m on every input of subs, then wakes their nodes: the
+// distinct owners of subs, in slot order, the order their locks are
+// taken in. They are all locked while m is queued, so no receiver can be
+// given m, and answer it to another, before m is queued for every one.
+func fanOut(subs []*inputQueue, nodes []*nodeState, m *message) {
+	for _, n := range nodes {
+		n.mu.Lock()
+	}
+	var stack [8]*message
+	unrefs := stack[:0]
+	for _, q := range subs {
+		if u := q.node.enqueueLocked(q, m); u != nil {
+			unrefs = append(unrefs, u)
+		}
+	}
+	for _, n := range nodes {
 		n.mu.Unlock()
-		m.unref()
-		return
+	}
+	for _, u := range unrefs {
+		u.unref()
+	}
+	for _, n := range nodes {
+		n.deliver()
+	}
+}
+
+// enqueueLocked queues m on q, dropping the oldest message if q is full,
+// and returns the message whose reference the caller must drop once it
+// has unlocked n.mu: the dropped one, or m if it has nowhere to go.
+func (n *nodeState) enqueueLocked(q *inputQueue, m *message) *message {
+	if n.gone || n.stopDue || q.closed {
+		return m
 	}
 	n.seq++
 	old, dropped := q.ring.Push(entry{seq: n.seq, msg: m}, q.size)
-	if dropped {
-		q.dropped++
-		if q.dropped == 1 {
-			n.inst.log.Warn("input queue full: dropping the oldest messages (counted in the summary)", "node", n.id, "input", q.id, "queue_size", q.size)
-		}
+	n.withdrawLocked()
+	if !dropped {
+		return nil
 	}
-	n.mu.Unlock()
-	if dropped {
-		old.msg.unref()
+	q.dropped++
+	if q.dropped == 1 {
+		n.inst.log.Warn("input queue full: dropping the oldest messages (counted in the summary)", "node", n.id, "input", q.id, "queue_size", q.size)
 	}
+	return old.msg
 }
 
 // deliver answers the node's outstanding request, if any.
@@ -247,6 +300,13 @@ func (n *nodeState) requestStop() {
 func (n *nodeState) nextEvents(max uint32) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.offered {
+		// Only an answered request lets the node ask again: a sender
+		// took the offer.
+		n.offered = false
+		n.inst.handoff.Load().Clear(n.slot)
+		n.result.HandedOff++
+	}
 	n.pendingMax = max
 	n.deliverLocked()
 }
@@ -277,6 +337,7 @@ func (n *nodeState) release(keys []uint64) {
 func (n *nodeState) drain() {
 	n.mu.Lock()
 	n.gone = true
+	n.withdrawLocked()
 	var msgs []*message
 	for _, q := range n.queues {
 		for e, ok := q.ring.Pop(); ok; e, ok = q.ring.Pop() {

@@ -11,11 +11,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/dora-go/dora/abi/wire"
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/handoff"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,6 +33,9 @@ type instance struct {
 	nodes   []*nodeState
 	timers  map[time.Duration][]*inputQueue
 	regions regionTable
+	// handoff lets senders answer waiting receivers directly; nil when
+	// no node asked for it.
+	handoff atomic.Pointer[handoff.Table]
 	// cl links the instance to the coordinator and the other machines
 	// when it runs part of a distributed dataflow; nil for `dora run`.
 	cl *cluster
@@ -108,6 +113,7 @@ func newInstance(df *descriptor.Dataflow, opts Options, cl *cluster) *instance {
 		for _, o := range nodeOutputs(spec) {
 			n.outputs[o] = &outputState{id: o}
 		}
+		n.slot = len(inst.nodes)
 		inst.nodes = append(inst.nodes, n)
 		byID[spec.ID] = n
 	}
@@ -182,6 +188,7 @@ func (inst *instance) run(ctx context.Context) *Result {
 	}
 	var stopTimers func()
 	if started {
+		inst.sendRoutes(running)
 		for _, n := range running {
 			_ = n.ctrl.WriteFrame(new(wire.Encoder).PutRegisterReply(""))
 		}
@@ -316,6 +323,7 @@ func (inst *instance) register(n *nodeState, reg wire.Register) error {
 		return fmt.Errorf("registered twice")
 	}
 	n.registered = true
+	n.features = reg.Features
 	inst.nregistered++
 	if inst.nregistered == len(inst.nodes) {
 		close(inst.allRegistered)
@@ -397,6 +405,9 @@ func (inst *instance) finish(running []*nodeState) *Result {
 		n.events.Close()
 	}
 	inst.regions.closeAll()
+	if t := inst.handoff.Load(); t != nil {
+		t.Close()
+	}
 	for _, n := range inst.nodes {
 		for _, q := range n.queues {
 			if q.dropped > 0 {

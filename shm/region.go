@@ -42,6 +42,16 @@ func Create(name string, size int) (*Region, error) {
 // MapReadOnly maps size bytes of the region behind fd read-only and closes
 // fd: the mapping alone keeps the region alive.
 func MapReadOnly(fd int, size uint64) (*Region, error) {
+	return mapFD(fd, size, unix.PROT_READ, "read-only")
+}
+
+// MapReadWrite is MapReadOnly for a region others write too (the daemon's
+// hand-off table).
+func MapReadWrite(fd int, size uint64) (*Region, error) {
+	return mapFD(fd, size, unix.PROT_READ|unix.PROT_WRITE, "read-write")
+}
+
+func mapFD(fd int, size uint64, prot int, how string) (*Region, error) {
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -50,9 +60,9 @@ func MapReadOnly(fd int, size uint64) (*Region, error) {
 	if size == 0 || size > uint64(st.Size) {
 		return nil, fmt.Errorf("shm: region claims %d bytes but its file has %d", size, st.Size)
 	}
-	mem, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	mem, err := unix.Mmap(fd, 0, int(size), prot, unix.MAP_SHARED)
 	if err != nil {
-		return nil, fmt.Errorf("shm: mapping %d bytes read-only: %w", size, err)
+		return nil, fmt.Errorf("shm: mapping %d bytes %s: %w", size, how, err)
 	}
 	return &Region{fd: -1, mem: mem}, nil
 }

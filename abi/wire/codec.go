@@ -33,6 +33,7 @@ const (
 	KindNextEvents    Kind = 16
 	KindRegisterReply Kind = 65
 	KindReleased      Kind = 66
+	KindRoutes        Kind = 67
 	KindEvents        Kind = 80
 )
 
@@ -40,6 +41,7 @@ var kindNames = map[Kind]string{
 	KindRegister: "REGISTER", KindSendOutput: "SEND_OUTPUT", KindCloseOutputs: "CLOSE_OUTPUTS",
 	KindRelease: "RELEASE", KindDropRegions: "DROP_REGIONS", KindStopDataflow: "STOP_DATAFLOW",
 	KindNextEvents: "NEXT_EVENTS", KindRegisterReply: "REGISTER_REPLY", KindReleased: "RELEASED",
+	KindRoutes: "ROUTES",
 	KindEvents: "EVENTS",
 }
 

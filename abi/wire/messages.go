@@ -19,7 +19,15 @@ type Register struct {
 	Version    uint16
 	DataflowID string
 	NodeID     string
+	// Features lists optional parts of the protocol the node speaks;
+	// encoded only when not zero, so nodes that know none send the
+	// version 1 frame unchanged.
+	Features uint32
 }
+
+// FeatureHandoff: the node hands small messages straight to waiting
+// receivers and wants ROUTES before REGISTER_REPLY.
+const FeatureHandoff uint32 = 1
 
 // PutRegister encodes a whole REGISTER frame.
 func (e *Encoder) PutRegister(r Register) []byte {
@@ -27,13 +35,113 @@ func (e *Encoder) PutRegister(r Register) []byte {
 	e.U16(r.Version)
 	e.Str(r.DataflowID)
 	e.Str(r.NodeID)
+	if r.Features != 0 {
+		e.U32(r.Features)
+	}
 	return e.End(0)
 }
 
 // Register decodes the body of REGISTER.
 func (d *Decoder) Register() (r Register, err error) {
 	r = Register{Version: d.U16(), DataflowID: d.Str(), NodeID: d.Str()}
+	if d.err == nil && d.off < len(d.f) {
+		r.Features = d.U32()
+	}
 	return r, d.Done()
+}
+
+// Routes is the body of ROUTES: where a node's outputs go on its machine,
+// for the hand-off (abi/PROTOCOL.md). The frame carries the hand-off table
+// as its first descriptor, then one events socket per Direct output.
+type Routes struct {
+	// Self is the node's slot in the table, Slots the table's size.
+	Self, Slots uint16
+	Outputs     []OutputRoute
+}
+
+// OutputRoute is one output of a ROUTES frame.
+type OutputRoute struct {
+	OutputID string
+	// Receivers are the slots of the local nodes the output feeds, each
+	// once.
+	Receivers []uint16
+	// Direct says the output feeds exactly one input, Input of
+	// Receivers[0], and nothing on other machines: its messages may be
+	// handed off.
+	Direct bool
+	Input  string
+}
+
+// PutRoutes encodes a whole ROUTES frame carrying nfds descriptors.
+func (e *Encoder) PutRoutes(r *Routes) []byte {
+	e.Begin(KindRoutes)
+	e.U16(r.Self)
+	e.U16(r.Slots)
+	e.U16(uint16(len(r.Outputs)))
+	nfds := 1
+	for _, o := range r.Outputs {
+		e.Str(o.OutputID)
+		e.U16(uint16(len(o.Receivers)))
+		for _, s := range o.Receivers {
+			e.U16(s)
+		}
+		e.Bool(o.Direct)
+		if o.Direct {
+			e.Str(o.Input)
+			nfds++
+		}
+	}
+	return e.End(nfds)
+}
+
+// Routes decodes the body of ROUTES and checks its slots against each
+// other.
+func (d *Decoder) Routes() (*Routes, error) {
+	r := &Routes{Self: d.U16(), Slots: d.U16()}
+	n := int(d.U16())
+	if d.err == nil && (r.Slots == 0 || r.Self >= r.Slots) {
+		d.fail(fmt.Sprintf("slot %d of %d", r.Self, r.Slots))
+	}
+	if d.err == nil && n*5 > len(d.f)-d.off {
+		d.fail(fmt.Sprintf("%d outputs cannot fit", n))
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		o := OutputRoute{OutputID: d.Str()}
+		k := int(d.U16())
+		if d.err == nil && k*2 > len(d.f)-d.off {
+			d.fail(fmt.Sprintf("%d receivers cannot fit", k))
+		}
+		for j := 0; j < k && d.err == nil; j++ {
+			s := d.U16()
+			if s >= r.Slots {
+				d.fail(fmt.Sprintf("receiver slot %d of %d", s, r.Slots))
+			}
+			o.Receivers = append(o.Receivers, s)
+		}
+		if o.Direct = d.Bool(); o.Direct {
+			o.Input = d.Str()
+			if d.err == nil && len(o.Receivers) != 1 {
+				d.fail(fmt.Sprintf("direct output %q with %d receivers", o.OutputID, len(o.Receivers)))
+			}
+		}
+		r.Outputs = append(r.Outputs, o)
+	}
+	if err := d.Done(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DirectCount is how many events sockets a ROUTES frame carries after
+// the table.
+func (r *Routes) DirectCount() int {
+	n := 0
+	for _, o := range r.Outputs {
+		if o.Direct {
+			n++
+		}
+	}
+	return n
 }
 
 // SendOutput is the body of SEND_OUTPUT, as views into its frame.

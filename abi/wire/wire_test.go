@@ -158,6 +158,55 @@ func TestSmallMessagesRoundTrip(t *testing.T) {
 	}
 }
 
+func TestRegisterFeatures(t *testing.T) {
+	var e Encoder
+	// Nodes that know no feature (the Python client) send the frame
+	// without the field; it must decode as no feature.
+	old := e.PutRegister(Register{Version: Version, DataflowID: "df", NodeID: "n"})
+	if len(old) != HeaderSize+2+4+3 {
+		t.Fatalf("REGISTER without features is %d bytes", len(old))
+	}
+	if r, err := NewDecoder(old).Register(); err != nil || r.Features != 0 {
+		t.Errorf("without features: %+v %v", r, err)
+	}
+	e.Reset()
+	r, err := NewDecoder(e.PutRegister(Register{Version: Version, DataflowID: "df", NodeID: "n", Features: FeatureHandoff})).Register()
+	if err != nil || r.Features != FeatureHandoff || r.NodeID != "n" {
+		t.Errorf("with features: %+v %v", r, err)
+	}
+}
+
+func TestRoutesRoundTrip(t *testing.T) {
+	want := &Routes{Self: 1, Slots: 4, Outputs: []OutputRoute{
+		{OutputID: "fan", Receivers: []uint16{0, 2}},
+		{OutputID: "one", Receivers: []uint16{3}, Direct: true, Input: "op/in"},
+	}}
+	var e Encoder
+	f := e.PutRoutes(want)
+	if f[5] != 2 || want.DirectCount() != 1 {
+		t.Errorf("nfds %d, DirectCount %d: want the table and one socket", f[5], want.DirectCount())
+	}
+	got, err := NewDecoder(f).Routes()
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, %v; want %+v", got, err, want)
+	}
+}
+
+func TestRoutesRejectsInconsistentSlots(t *testing.T) {
+	for name, r := range map[string]*Routes{
+		"self outside the table":     {Self: 4, Slots: 4},
+		"empty table":                {Self: 0, Slots: 0},
+		"receiver outside the table": {Slots: 4, Outputs: []OutputRoute{{OutputID: "o", Receivers: []uint16{4}}}},
+		"direct to two receivers":    {Slots: 4, Outputs: []OutputRoute{{OutputID: "o", Receivers: []uint16{1, 2}, Direct: true, Input: "i"}}},
+		"direct to no receiver":      {Slots: 4, Outputs: []OutputRoute{{OutputID: "o", Direct: true, Input: "i"}}},
+	} {
+		var e Encoder
+		if _, err := NewDecoder(e.PutRoutes(r)).Routes(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
+
 func TestDecodersRejectTruncation(t *testing.T) {
 	md := sampleMetadata()
 	var e Encoder
@@ -267,6 +316,8 @@ func FuzzDecode(f *testing.F) {
 	e.PutInputEvent("in", nil, &Data{Where: DataShm, Region: 1, RegionSize: 8, Len: 8})
 	e.PutStopEvent()
 	f.Add(e.EndEvents(2, 0)[HeaderSize:])
+	e.Reset()
+	f.Add(e.PutRoutes(&Routes{Self: 1, Slots: 3, Outputs: []OutputRoute{{OutputID: "o", Receivers: []uint16{2}, Direct: true, Input: "i"}}})[HeaderSize:])
 	f.Fuzz(func(t *testing.T, body []byte) {
 		frame := append(make([]byte, HeaderSize), body...)
 		binary.LittleEndian.PutUint32(frame, uint32(len(frame)))
@@ -281,6 +332,7 @@ func FuzzDecode(f *testing.F) {
 		_, _ = NewDecoder(frame).Regions(nil)
 		_ = NewDecoder(frame).RegisterReply()
 		_, _ = NewDecoder(frame).NextEvents()
+		_, _ = NewDecoder(frame).Routes()
 		d := NewDecoder(frame)
 		n := d.EventCount()
 		var ev Event

@@ -45,6 +45,9 @@ type Node struct {
 	inputs  map[string]string // interned input ids
 
 	pool *shm.Pool
+	// handoff, when the daemon sent ROUTES, lets sends skip the daemon;
+	// guarded by sendMu.
+	handoff *handoffRoutes
 
 	sendMu  sync.Mutex
 	sendEnc wire.Encoder
@@ -100,6 +103,7 @@ func InitWithConfig(cfg *wire.NodeConfig) (*Node, error) {
 	if err := n.register(); err != nil {
 		n.ctrl.Close()
 		n.events.Close()
+		n.handoff.close()
 		return nil, err
 	}
 	n.recv.init(n)
@@ -110,11 +114,17 @@ func InitWithConfig(cfg *wire.NodeConfig) (*Node, error) {
 
 func (n *Node) register() error {
 	var e wire.Encoder
-	f := e.PutRegister(wire.Register{Version: wire.Version, DataflowID: n.cfg.DataflowID, NodeID: n.cfg.NodeID})
+	f := e.PutRegister(wire.Register{Version: wire.Version, DataflowID: n.cfg.DataflowID, NodeID: n.cfg.NodeID, Features: wire.FeatureHandoff})
 	if err := n.ctrl.WriteFrame(f); err != nil {
 		return fmt.Errorf("dora node %q: registering with the daemon: %w", n.cfg.NodeID, err)
 	}
-	reply, _, err := n.ctrl.ReadFrame()
+	reply, fds, err := n.ctrl.ReadFrame()
+	if err == nil && wire.Kind(reply[4]) == wire.KindRoutes {
+		if n.handoff, err = openRoutes(reply, fds); err != nil {
+			return fmt.Errorf("dora node %q: %w", n.cfg.NodeID, err)
+		}
+		reply, _, err = n.ctrl.ReadFrame()
+	}
 	if err != nil {
 		return fmt.Errorf("dora node %q: waiting for the dataflow to start: %w", n.cfg.NodeID, err)
 	}
@@ -206,6 +216,10 @@ func (n *Node) Close() error {
 		n.ctrl.Close()
 		n.events.Close()
 		n.pool.Close()
+		n.sendMu.Lock() // a send may still be handing off
+		n.handoff.close()
+		n.handoff = nil
+		n.sendMu.Unlock()
 	})
 	return nil
 }

@@ -102,15 +102,16 @@ func (n *Node) sendInline(id string, size int, md *Metadata, write func([]byte) 
 	}
 	md.Type = info
 	stampNow(md)
+	if o, ok := n.handoff.take(id); ok {
+		if err := n.handoff.handOff(o, md, buf); err != nil {
+			return fmt.Errorf("dora node %q: handing %q to its receiver: %w", n.cfg.NodeID, id, err)
+		}
+		return nil
+	}
 	e := &n.sendEnc
 	e.Reset()
 	e.PutSendOutputHeader(id, md)
-	if size == 0 {
-		e.U8(uint8(wire.DataNone))
-	} else {
-		e.PutInlineHeader(size)
-		e.Raw(buf)
-	}
+	putInline(e, buf)
 	if err := n.ctrl.WriteFrame(e.End(0)); err != nil {
 		return fmt.Errorf("dora node %q: sending %q: %w", n.cfg.NodeID, id, err)
 	}
@@ -132,6 +133,7 @@ func (n *Node) sendShm(id string, size int, md *Metadata, write func([]byte) (*w
 
 	n.sendMu.Lock()
 	defer n.sendMu.Unlock()
+	n.handoff.sendingViaDaemon(id)
 	e := &n.sendEnc
 	n.announceDropped(e)
 	e.Reset()
@@ -149,6 +151,16 @@ func (n *Node) sendShm(id string, size int, md *Metadata, write func([]byte) (*w
 	}
 	r.Announced = true
 	return nil
+}
+
+// putInline appends inline data, or none for zero bytes.
+func putInline(e *wire.Encoder, data []byte) {
+	if len(data) == 0 {
+		e.U8(uint8(wire.DataNone))
+		return
+	}
+	e.PutInlineHeader(len(data))
+	e.Raw(data)
 }
 
 // stampNow sets the send time, unless the caller forwards an older one.

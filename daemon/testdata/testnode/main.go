@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"syscall"
@@ -73,6 +74,64 @@ func run(mode string, args []string) error {
 			}
 		}
 		return nil
+	case "jitter": // jitter COUNT SIZE: send COUNT payloads, pausing 2 ms after about one in four
+		count, size := atoi(args[0]), atoi(args[1])
+		rng := rand.New(rand.NewPCG(uint64(count), uint64(size)))
+		for i := 0; i < count; i++ {
+			if err := send(n, i, size); err != nil {
+				return err
+			}
+			if rng.IntN(4) == 0 {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		return nil
+	case "relay": // relay: send every input on "data" as it came
+		var ev node.Event
+		for {
+			if err := n.RecvInto(ctx, &ev); err != nil {
+				return err
+			}
+			switch ev.Type {
+			case node.Input:
+				if err := n.SendOutputBytes("data", ev.Data); err != nil {
+					return err
+				}
+			case node.Stop:
+				return nil
+			}
+		}
+	case "causal": // causal COUNT: input "derived" i must come after input "orig" i
+		count := atoi(args[0])
+		got := map[string]int{}
+		last := map[string]int{"orig": -1, "derived": -1}
+		var ev node.Event
+		for {
+			if err := n.RecvInto(ctx, &ev); err != nil {
+				return err
+			}
+			switch ev.Type {
+			case node.Input:
+				i, err := check(ev.Data)
+				if err != nil {
+					return fmt.Errorf("input %q: %w", ev.ID, err)
+				}
+				if i != last[ev.ID]+1 {
+					return fmt.Errorf("input %q: message %d after %d", ev.ID, i, last[ev.ID])
+				}
+				if ev.ID == "derived" && i > last["orig"] {
+					return fmt.Errorf("derived message %d came before its original", i)
+				}
+				last[ev.ID] = i
+				got[ev.ID]++
+			case node.Stop:
+				fmt.Printf("received %d originals, %d derived\n", got["orig"], got["derived"])
+				if got["orig"] != count || got["derived"] != count {
+					return fmt.Errorf("want %d of each", count)
+				}
+				return nil
+			}
+		}
 	case "sink": // sink WANT [DELAY_MS]: check payloads, expect at least WANT, stop on Stop
 		want, delay := atoi(args[0]), 0
 		if len(args) > 1 {
