@@ -264,8 +264,10 @@ nodes:
 // in shared memory: the sender must get its regions back, the others
 // finish, and nothing is left behind (descriptors are checked by runYAML).
 func TestSIGKILLedReceiverLeaksNothing(t *testing.T) {
-	shmBefore := listDir(t, "/dev/shm")
-	res, out := runYAML(t, context.Background(), `
+	for _, tc := range []struct {
+		name, yaml string
+	}{
+		{"through the daemon", `
 nodes:
   - id: source
     path: TESTNODE
@@ -280,24 +282,45 @@ nodes:
     path: TESTNODE
     args: sink 40
     inputs: {data: {source: source/data, queue_size: 100}}
-`, Options{})
-	for _, n := range res.Nodes {
-		switch n.ID {
-		case "victim":
-			if n.Signal != "SIGKILL" {
-				t.Errorf("victim: %s", n.Describe())
+`},
+		// The victim's only sender hands it messages itself, then
+		// finds it gone.
+		{"handed off", `
+nodes:
+  - id: source
+    path: TESTNODE
+    args: source 40 1000000
+    inputs: {tick: dora/timer/millis/5}
+    outputs: [data]
+  - id: victim
+    path: TESTNODE
+    args: die-holding
+    inputs: {data: source/data}
+`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shmBefore := listDir(t, "/dev/shm")
+			res, out := runYAML(t, context.Background(), tc.yaml, Options{})
+			for _, n := range res.Nodes {
+				switch n.ID {
+				case "victim":
+					if n.Signal != "SIGKILL" {
+						t.Errorf("victim: %s", n.Describe())
+					}
+					t.Logf("victim was handed %d messages", n.HandedOff)
+				default:
+					if n.Failed() {
+						t.Errorf("%s failed: %s\n%s", n.ID, n.Describe(), out)
+					}
+				}
 			}
-		default:
-			if n.Failed() {
-				t.Errorf("%s failed: %s\n%s", n.ID, n.Describe(), out)
+			if zombies := childZombies(t); len(zombies) > 0 {
+				t.Errorf("zombie children left: %v", zombies)
 			}
-		}
-	}
-	if zombies := childZombies(t); len(zombies) > 0 {
-		t.Errorf("zombie children left: %v", zombies)
-	}
-	if after := listDir(t, "/dev/shm"); len(after) != len(shmBefore) {
-		t.Errorf("/dev/shm went from %v to %v", shmBefore, after)
+			if after := listDir(t, "/dev/shm"); len(after) != len(shmBefore) {
+				t.Errorf("/dev/shm went from %v to %v", shmBefore, after)
+			}
+		})
 	}
 }
 
@@ -394,7 +417,7 @@ nodes:
 // way each message goes, every one arrives, in order, and a message
 // derived from another never overtakes it.
 func TestHandOffKeepsOrder(t *testing.T) {
-	for _, size := range []int{8, 4095} {
+	for _, size := range []int{8, 4095, 4096, 409600} {
 		t.Run(strconv.Itoa(size)+"B", func(t *testing.T) {
 			res, out := runYAML(t, context.Background(), `
 nodes:
@@ -428,5 +451,26 @@ nodes:
 			}
 			t.Logf("%d of 800 messages handed off", check.HandedOff)
 		})
+	}
+}
+
+// A sender that dies after winning a receiver's request, before answering
+// it, must not leave the receiver waiting: the daemon answers it, here
+// with the input's closing and Stop.
+func TestSenderDyingMidHandOff(t *testing.T) {
+	res, out := runYAML(t, context.Background(), `
+nodes:
+  - id: source
+    path: TESTNODE
+    args: take-and-die
+    outputs: [data]
+  - id: sink
+    path: TESTNODE
+    args: sink 0
+    inputs: {data: source/data}
+`, Options{StopAfter: 10 * time.Second, Grace: time.Second})
+	wantSuccess(t, res, out)
+	if !strings.Contains(out, "took the request") || !strings.Contains(out, "sink: closed data") {
+		t.Errorf("the sink did not see its input close after the sender died:\n%s", out)
 	}
 }

@@ -35,14 +35,18 @@ type nodeState struct {
 	queues     []*inputQueue
 	seq        uint64
 	pendingMax uint32
+	lastMax    uint32 // of the last NEXT_EVENTS
 	openInputs int
 	stopDue    bool
 	stopSent   bool
 	gone       bool
 	known      map[uint64]bool // regions whose fd this node has
 	held       map[uint64]int  // deliveries not yet released, by region
-	enc        wire.Encoder
-	fds        []int
+	// early counts releases of handed-off messages that came before
+	// their sender's HANDED_OFF: the two travel on different sockets.
+	early map[uint64]int
+	enc   wire.Encoder
+	fds   []int
 	// handoff: some sender may answer this node's requests directly
 	// (internal/handoff); offered: its pending request is on offer.
 	handoff bool
@@ -68,6 +72,9 @@ type outputState struct {
 	subs   []*inputQueue
 	nodes  []*nodeState // the distinct nodes of subs
 	closed bool
+	// handoff is the one input the output may hand messages off to; nil
+	// when it may not (see routesOf).
+	handoff *inputQueue
 	// remote publishes to other machines; nil when no subscriber is there.
 	remote *remoteOutput
 }
@@ -189,6 +196,7 @@ func (n *nodeState) controlLoop() {
 	inst := n.inst
 	var d wire.Decoder
 	var so wire.SendOutput
+	var ho wire.HandedOff
 	var keys []uint64
 	err := func() error {
 		for {
@@ -212,6 +220,14 @@ func (n *nodeState) controlLoop() {
 					return err
 				}
 				if err := n.route(&so, fds); err != nil {
+					return err
+				}
+			case wire.KindHandedOff:
+				if err := d.HandedOff(&ho); err != nil {
+					closeAll(fds)
+					return err
+				}
+				if err := n.handedOff(&ho, fds); err != nil {
 					return err
 				}
 			case wire.KindCloseOutputs:
@@ -261,6 +277,7 @@ func (n *nodeState) controlLoop() {
 	}
 	// The control socket is how a node sends: once it is gone, so are
 	// its outputs and the regions it lent.
+	n.reclaimOffers()
 	for _, o := range n.outputs {
 		n.closeOutput(o)
 	}
@@ -367,7 +384,10 @@ func (n *nodeState) regionFor(d *wire.Data, fds []int) (*region, error) {
 			return nil, fmt.Errorf("region %d is not a %d-byte shared-memory file", d.Region, d.RegionSize)
 		}
 		r = &region{inst: n.inst, owner: n, localID: d.Region, fd: fds[0], size: d.RegionSize}
-		n.inst.regions.add(r)
+		if err := n.inst.regions.add(r); err != nil {
+			unix.Close(fds[0])
+			return nil, err
+		}
 		n.regions[d.Region] = r
 		return r, nil
 	}

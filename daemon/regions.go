@@ -37,15 +37,29 @@ type regionTable struct {
 	byKey map[uint64]*region
 }
 
-func (t *regionTable) add(r *region) {
+// add gives r its key: a node's region the one its sender can compute
+// (wire.RegionKey), so that it can hand messages in it off; the daemon's
+// own regions a key with bit 63 set.
+func (t *regionTable) add(r *region) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.byKey == nil {
 		t.byKey = make(map[uint64]*region)
 	}
-	t.next++
-	r.key = t.next
+	if r.owner == nil {
+		t.next++
+		r.key = 1<<63 | t.next
+	} else {
+		if r.localID > wire.MaxRegionID {
+			return fmt.Errorf("region id %d is above %d", r.localID, uint64(wire.MaxRegionID))
+		}
+		r.key = wire.RegionKey(r.owner.slot, r.localID)
+		if t.byKey[r.key] != nil {
+			return fmt.Errorf("region id %d announced twice", r.localID)
+		}
+	}
 	t.byKey[r.key] = r
+	return nil
 }
 
 func (t *regionTable) get(key uint64) *region {

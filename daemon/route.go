@@ -307,7 +307,7 @@ func (n *nodeState) nextEvents(max uint32) {
 		n.inst.handoff.Load().Clear(n.slot)
 		n.result.HandedOff++
 	}
-	n.pendingMax = max
+	n.pendingMax, n.lastMax = max, max
 	n.deliverLocked()
 }
 
@@ -316,15 +316,22 @@ func (n *nodeState) release(keys []uint64) {
 	for _, key := range keys {
 		n.mu.Lock()
 		ok := n.held[key] > 0
+		early := !ok && n.handoff && key>>63 == 0
 		if ok {
 			n.held[key]--
 			if n.held[key] == 0 {
 				delete(n.held, key)
 			}
+		} else if early {
+			// A message handed off to this node, whose HANDED_OFF
+			// the daemon has not read yet.
+			n.early[key]++
 		}
 		n.mu.Unlock()
 		if !ok {
-			n.inst.log.Warn("node released a region it does not hold", "node", n.id, "region", key)
+			if !early {
+				n.inst.log.Warn("node released a region it does not hold", "node", n.id, "region", key)
+			}
 			continue
 		}
 		if r := n.inst.regions.get(key); r != nil {

@@ -108,6 +108,7 @@ func newInstance(df *descriptor.Dataflow, opts Options, cl *cluster) *instance {
 			regions: make(map[uint64]*region),
 			known:   make(map[uint64]bool),
 			held:    make(map[uint64]int),
+			early:   make(map[uint64]int),
 			result:  NodeResult{ID: spec.ID, ExitCode: -1},
 		}
 		for _, o := range nodeOutputs(spec) {
@@ -141,6 +142,7 @@ func newInstance(df *descriptor.Dataflow, opts Options, cl *cluster) *instance {
 		}
 	}
 	cl.publishToRemote(inst, byID)
+	inst.allowHandoffs()
 	return inst
 }
 

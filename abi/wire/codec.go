@@ -30,6 +30,7 @@ const (
 	KindRelease       Kind = 4
 	KindDropRegions   Kind = 5
 	KindStopDataflow  Kind = 6
+	KindHandedOff     Kind = 7
 	KindNextEvents    Kind = 16
 	KindRegisterReply Kind = 65
 	KindReleased      Kind = 66
@@ -40,6 +41,7 @@ const (
 var kindNames = map[Kind]string{
 	KindRegister: "REGISTER", KindSendOutput: "SEND_OUTPUT", KindCloseOutputs: "CLOSE_OUTPUTS",
 	KindRelease: "RELEASE", KindDropRegions: "DROP_REGIONS", KindStopDataflow: "STOP_DATAFLOW",
+	KindHandedOff:  "HANDED_OFF",
 	KindNextEvents: "NEXT_EVENTS", KindRegisterReply: "REGISTER_REPLY", KindReleased: "RELEASED",
 	KindRoutes: "ROUTES",
 	KindEvents: "EVENTS",

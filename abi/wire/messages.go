@@ -132,6 +132,46 @@ func (d *Decoder) Routes() (*Routes, error) {
 	return r, nil
 }
 
+// HandedOff is the body of HANDED_OFF: a sender handed a message in its
+// region Data.Region to the receiver of OutputID itself, and tells the
+// daemon so that the receiver's RELEASE finds the region.
+type HandedOff struct {
+	OutputID []byte
+	Data     Data
+}
+
+// PutHandedOff encodes a whole HANDED_OFF frame; the region's descriptor
+// travels with it the first time the daemon sees the region.
+func (e *Encoder) PutHandedOff(outputID string, fdAttached bool, region, size, n uint64) []byte {
+	e.Begin(KindHandedOff)
+	e.Str(outputID)
+	e.U8(uint8(DataShm))
+	e.PutShm(fdAttached, region, size, n)
+	nfds := 0
+	if fdAttached {
+		nfds = 1
+	}
+	return e.End(nfds)
+}
+
+// HandedOff decodes the body of HANDED_OFF.
+func (d *Decoder) HandedOff(h *HandedOff) error {
+	h.OutputID = d.StrBytes()
+	d.Data(&h.Data)
+	if d.err == nil && h.Data.Where != DataShm {
+		d.fail("HANDED_OFF of data not in shared memory")
+	}
+	return d.Done()
+}
+
+// RegionKey is the daemon's key for region id of the node in slot: a
+// sender that hands off a message in shared memory names the region as
+// the daemon would. Keys of regions the daemon owns have bit 63 set.
+func RegionKey(slot int, id uint64) uint64 { return uint64(slot+1)<<32 | id }
+
+// MaxRegionID bounds a sender's region ids, so that they fit in RegionKey.
+const MaxRegionID = 1<<32 - 1
+
 // DirectCount is how many events sockets a ROUTES frame carries after
 // the table.
 func (r *Routes) DirectCount() int {

@@ -22,10 +22,13 @@ const (
 	magic      = 0x31484f44 // "DOH1"
 	headerSize = 16
 
-	idle    = 0
-	offered = 1
-	taken   = 2
+	idle     = 0
+	offered  = 1
+	taken    = 2 // | (sender slot + 1) << 8, until the sender has answered
+	answered = 3
 )
+
+func takenBy(from int) uint64 { return taken | uint64(from+1)<<8 }
 
 // MaxSlots bounds the nodes of one dataflow on one machine that take part
 // (the routed counters grow with its square).
@@ -101,13 +104,26 @@ func (t *Table) Withdraw(to int) bool {
 	return atomic.CompareAndSwapUint64(t.offer(to), offered, idle)
 }
 
-// Clear forgets a taken offer once its receiver asks again.
+// Clear forgets a taken offer once its receiver asks again, or once the
+// daemon answers a request whose taker died.
 func (t *Table) Clear(to int) { atomic.StoreUint64(t.offer(to), idle) }
 
-// Take wins receiver to's pending request for the caller (a sender), who
-// must then answer it with one EVENTS frame.
-func (t *Table) Take(to int) bool {
-	return atomic.CompareAndSwapUint64(t.offer(to), offered, taken)
+// Take wins receiver to's pending request for sender from, who must then
+// answer it with one EVENTS frame and call Answered.
+func (t *Table) Take(to, from int) bool {
+	return atomic.CompareAndSwapUint64(t.offer(to), offered, takenBy(from))
+}
+
+// Answered records that sender from has written its answer to to's
+// request.
+func (t *Table) Answered(to, from int) {
+	atomic.CompareAndSwapUint64(t.offer(to), takenBy(from), answered)
+}
+
+// TakenBy reports whether sender from took to's request and has not
+// answered it yet: if from is dead, it may never have.
+func (t *Table) TakenBy(to, from int) bool {
+	return atomic.LoadUint64(t.offer(to)) == takenBy(from)
 }
 
 // Routed is how many messages from sender from to receiver to the daemon

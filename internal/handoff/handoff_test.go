@@ -38,22 +38,33 @@ func newTable(t *testing.T, slots int) *Table {
 func TestOfferIsWonOnce(t *testing.T) {
 	daemon := newTable(t, 3)
 	node := share(t, daemon)
-	if node.Take(2) {
+	if node.Take(2, 0) {
 		t.Fatal("took a request that was never offered")
 	}
 	daemon.Offer(2)
-	if !node.Take(2) {
+	if !node.Take(2, 0) {
 		t.Fatal("could not take an offered request")
 	}
-	if node.Take(2) || daemon.Withdraw(2) {
+	if node.Take(2, 1) || daemon.Withdraw(2) {
 		t.Fatal("a taken request was won again")
+	}
+	if !daemon.TakenBy(2, 0) || daemon.TakenBy(2, 1) {
+		t.Fatal("TakenBy does not name the sender that took the request")
+	}
+	node.Answered(2, 1) // not the taker: no effect
+	if !daemon.TakenBy(2, 0) {
+		t.Fatal("another sender marked the request answered")
+	}
+	node.Answered(2, 0)
+	if daemon.TakenBy(2, 0) || node.Take(2, 0) || daemon.Withdraw(2) {
+		t.Fatal("an answered request is still taken, or could be won again")
 	}
 	daemon.Clear(2)
 	daemon.Offer(2)
-	if !daemon.Withdraw(2) || node.Take(2) {
+	if !daemon.Withdraw(2) || node.Take(2, 0) {
 		t.Fatal("a withdrawn request could be taken")
 	}
-	if node.Take(1) {
+	if node.Take(1, 0) {
 		t.Fatal("an offer for one receiver was taken for another")
 	}
 }
@@ -90,7 +101,7 @@ func TestExactlyOneWinsEachOffer(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, n := range nodes {
 			wg.Go(func() {
-				if n.Take(0) {
+				if n.Take(0, 0) {
 					wins.Add(1)
 				}
 			})

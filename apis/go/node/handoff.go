@@ -29,6 +29,9 @@ type outputRoute struct {
 	receivers []int
 	input     string
 	events    *wire.Conn // the receiver's events socket; nil unless direct
+	// given holds the regions whose descriptor this node passed to the
+	// receiver.
+	given map[uint64]bool
 }
 
 // handoffWriteTimeout bounds a hand-off write. The receiver has read
@@ -59,7 +62,7 @@ func openRoutes(f []byte, fds []int) (*handoffRoutes, error) {
 	}
 	next := 1
 	for _, o := range routes.Outputs {
-		r := &outputRoute{input: o.Input}
+		r := &outputRoute{input: o.Input, given: make(map[uint64]bool)}
 		for _, s := range o.Receivers {
 			r.receivers = append(r.receivers, int(s))
 		}
@@ -85,40 +88,34 @@ func (h *handoffRoutes) take(id string) (*outputRoute, bool) {
 	if h == nil {
 		return nil, false
 	}
-	if o := h.outputs[id]; o != nil && o.events != nil {
+	o := h.outputs[id]
+	if o == nil {
+		return nil, false
+	}
+	if o.events != nil {
 		to := o.receivers[0]
-		if h.table.Routed(h.self, to) == h.viaDaemon[to] && h.table.Take(to) {
+		if h.table.Routed(h.self, to) == h.viaDaemon[to] && h.table.Take(to, h.self) {
 			return o, true
 		}
 	}
-	h.sendingViaDaemon(id)
+	for _, to := range o.receivers {
+		h.viaDaemon[to]++
+	}
 	return nil, false
-}
-
-// sendingViaDaemon counts a message on output id that goes through the
-// daemon.
-func (h *handoffRoutes) sendingViaDaemon(id string) {
-	if h == nil {
-		return
-	}
-	if o := h.outputs[id]; o != nil {
-		for _, to := range o.receivers {
-			h.viaDaemon[to]++
-		}
-	}
 }
 
 // handOff answers the receiver's request with one INPUT event. A receiver
 // that is gone loses the message, as it would in the daemon's queue.
-func (h *handoffRoutes) handOff(o *outputRoute, md *Metadata, data []byte) error {
+func (h *handoffRoutes) handOff(o *outputRoute, md *Metadata, data *wire.Data, fds ...int) error {
 	e := &h.enc
 	e.Reset()
 	e.BeginEvents()
 	e.U8(uint8(wire.EventInput))
 	e.Str(o.input)
 	e.PutMetadata(md)
-	putInline(e, data)
-	err := o.events.WriteFrame(e.EndEvents(1, 0))
+	e.PutData(data)
+	err := o.events.WriteFrame(e.EndEvents(1, len(fds)), fds...)
+	h.table.Answered(o.receivers[0], h.self)
 	if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
 		return nil
 	}

@@ -29,9 +29,24 @@ type fakeDaemon struct {
 	released atomic.Int64
 	lastSent atomic.Value // []byte copy of the last SEND_OUTPUT data
 	onSend   func(*wire.SendOutput, []int)
+	// routes, when set, is sent to a node that asks for the hand-off,
+	// with routeFDs.
+	routes    *wire.Routes
+	routeFDs  []int
+	handedOff chan handedOffNotice
+}
+
+type handedOffNotice struct {
+	region uint64
+	fds    int
 }
 
 func newFake(t testing.TB, batch []byte, onSend func(*wire.SendOutput, []int), fds ...int) (*fakeDaemon, *Node) {
+	t.Helper()
+	return startFake(t, &fakeDaemon{batch: batch, fds: fds, onSend: onSend})
+}
+
+func startFake(t testing.TB, d *fakeDaemon) (*fakeDaemon, *Node) {
 	t.Helper()
 	pair := func() (int, int) {
 		p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -42,7 +57,7 @@ func newFake(t testing.TB, batch []byte, onSend func(*wire.SendOutput, []int), f
 	}
 	c0, c1 := pair()
 	e0, e1 := pair()
-	d := &fakeDaemon{t: t, ctrl: wire.NewConn(c0), events: wire.NewConn(e0), batch: batch, fds: fds, onSend: onSend}
+	d.t, d.ctrl, d.events = t, wire.NewConn(c0), wire.NewConn(e0)
 	go d.serveControl()
 	go d.serveEvents()
 	n, err := InitWithConfig(&wire.NodeConfig{
@@ -74,8 +89,22 @@ func (d *fakeDaemon) serveControl() {
 		dec.Reset(f)
 		switch wire.Kind(f[4]) {
 		case wire.KindRegister:
+			if reg, err := dec.Register(); err == nil && reg.Features&wire.FeatureHandoff != 0 && d.routes != nil {
+				enc.Reset()
+				d.ctrl.WriteFrame(enc.PutRoutes(d.routes), d.routeFDs...)
+			}
 			enc.Reset()
 			d.ctrl.WriteFrame(enc.PutRegisterReply(""))
+		case wire.KindHandedOff:
+			var h wire.HandedOff
+			if err := dec.HandedOff(&h); err != nil {
+				d.t.Error(err)
+				return
+			}
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			d.handedOff <- handedOffNotice{region: h.Data.Region, fds: len(fds)}
 		case wire.KindSendOutput:
 			if err := dec.SendOutput(&so); err != nil {
 				d.t.Error(err)

@@ -7,6 +7,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/dora-go/dora/abi/wire"
 	"github.com/dora-go/dora/internal/arrowconv"
+	"github.com/dora-go/dora/shm"
 )
 
 // SendOption adjusts the metadata of one message.
@@ -102,8 +103,12 @@ func (n *Node) sendInline(id string, size int, md *Metadata, write func([]byte) 
 	}
 	md.Type = info
 	stampNow(md)
+	data := wire.Data{Where: wire.DataInline, Inline: buf}
+	if size == 0 {
+		data.Where = wire.DataNone
+	}
 	if o, ok := n.handoff.take(id); ok {
-		if err := n.handoff.handOff(o, md, buf); err != nil {
+		if err := n.handoff.handOff(o, md, &data); err != nil {
 			return fmt.Errorf("dora node %q: handing %q to its receiver: %w", n.cfg.NodeID, id, err)
 		}
 		return nil
@@ -111,7 +116,7 @@ func (n *Node) sendInline(id string, size int, md *Metadata, write func([]byte) 
 	e := &n.sendEnc
 	e.Reset()
 	e.PutSendOutputHeader(id, md)
-	putInline(e, buf)
+	e.PutData(&data)
 	if err := n.ctrl.WriteFrame(e.End(0)); err != nil {
 		return fmt.Errorf("dora node %q: sending %q: %w", n.cfg.NodeID, id, err)
 	}
@@ -133,9 +138,11 @@ func (n *Node) sendShm(id string, size int, md *Metadata, write func([]byte) (*w
 
 	n.sendMu.Lock()
 	defer n.sendMu.Unlock()
-	n.handoff.sendingViaDaemon(id)
 	e := &n.sendEnc
 	n.announceDropped(e)
+	if o, ok := n.handoff.take(id); ok {
+		return n.handOffShm(id, o, r, size, md)
+	}
 	e.Reset()
 	e.PutSendOutputHeader(id, md)
 	e.U8(uint8(wire.DataShm))
@@ -153,14 +160,39 @@ func (n *Node) sendShm(id string, size int, md *Metadata, write func([]byte) (*w
 	return nil
 }
 
-// putInline appends inline data, or none for zero bytes.
-func putInline(e *wire.Encoder, data []byte) {
-	if len(data) == 0 {
-		e.U8(uint8(wire.DataNone))
-		return
+// handOffShm hands a message in region r to the receiver of output id,
+// then tells the daemon (with the region's descriptor the first time), so
+// that it can give the region back to this node once the receiver has
+// released it, or died. The daemon takes a release that overtakes the
+// notice. The receiver gets the descriptor the first time this node
+// hands it the region; it may have got it from the daemon before, and
+// closes a descriptor of a region it has mapped. Called with sendMu held.
+func (n *Node) handOffShm(id string, o *outputRoute, r *shm.PoolRegion, size int, md *Metadata) error {
+	data := wire.Data{Where: wire.DataShm, Region: wire.RegionKey(n.handoff.self, r.ID), RegionSize: uint64(r.Size()), Len: uint64(size)}
+	var fds []int
+	if !o.given[r.ID] {
+		data.FDAttached, fds = true, []int{r.FD()}
 	}
-	e.PutInlineHeader(len(data))
-	e.Raw(data)
+	if err := n.handoff.handOff(o, md, &data, fds...); err != nil {
+		n.pool.Abandon(r.ID)
+		return fmt.Errorf("dora node %q: handing %q to its receiver: %w", n.cfg.NodeID, id, err)
+	}
+	e := &n.sendEnc
+	e.Reset()
+	f := e.PutHandedOff(id, !r.Announced, r.ID, uint64(r.Size()), uint64(size))
+	var err error
+	if r.Announced {
+		err = n.ctrl.WriteFrame(f)
+	} else {
+		err = n.ctrl.WriteFrame(f, r.FD())
+	}
+	if err != nil {
+		n.pool.Abandon(r.ID)
+		return fmt.Errorf("dora node %q: sending %q: %w", n.cfg.NodeID, id, err)
+	}
+	r.Announced = true
+	o.given[r.ID] = true
+	return nil
 }
 
 // stampNow sets the send time, unless the caller forwards an older one.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dora-go/dora/abi/wire"
 	"github.com/dora-go/dora/apis/go/node"
+	"github.com/dora-go/dora/internal/handoff"
 )
 
 func main() {
@@ -38,6 +39,8 @@ func run(mode string, args []string) error {
 		os.Exit(atoi(args[0]))
 	case "sleep":
 		time.Sleep(time.Hour)
+	case "take-and-die":
+		return takeAndDie()
 	}
 	n, err := node.Init()
 	if err != nil {
@@ -237,4 +240,41 @@ func check(b []byte) (int, error) {
 		return i, fmt.Errorf("message %d corrupt at its last byte", i)
 	}
 	return i, nil
+}
+
+// takeAndDie speaks the protocol by hand to win the receiver's request
+// for events, as a sender about to hand it a message, and exits without
+// answering it.
+func takeAndDie() error {
+	cfg, err := wire.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	ctrl := wire.NewConn(cfg.ControlFD)
+	var e wire.Encoder
+	if err := ctrl.WriteFrame(e.PutRegister(wire.Register{Version: wire.Version, DataflowID: cfg.DataflowID, NodeID: cfg.NodeID, Features: wire.FeatureHandoff})); err != nil {
+		return err
+	}
+	f, fds, err := ctrl.ReadFrame()
+	if err != nil {
+		return err
+	}
+	routes, err := wire.NewDecoder(f).Routes()
+	if err != nil {
+		return err
+	}
+	table, err := handoff.Open(fds[0], int(routes.Slots))
+	if err != nil {
+		return err
+	}
+	if _, _, err := ctrl.ReadFrame(); err != nil { // REGISTER_REPLY
+		return err
+	}
+	to := int(routes.Outputs[0].Receivers[0])
+	for !table.Take(to, int(routes.Self)) {
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println("took the request; exiting without answering it")
+	os.Exit(0)
+	return nil
 }
