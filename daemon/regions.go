@@ -173,6 +173,18 @@ func (n *nodeState) sendReleased(localID uint64) {
 
 func (n *nodeState) queueUnmap(key uint64) {
 	n.unmapMu.Lock()
-	defer n.unmapMu.Unlock()
 	n.unmaps = append(n.unmaps, key)
+	n.unmapMu.Unlock()
+	// Apart, since the caller may hold another node's lock.
+	go n.flushUnmaps()
+}
+
+// flushUnmaps answers the pending request of a node that is handed its
+// messages, so that it unmaps retired regions now (see deliverLocked).
+func (n *nodeState) flushUnmaps() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.handoff && n.withdrawLocked() {
+		n.deliverLocked()
+	}
 }

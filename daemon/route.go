@@ -136,6 +136,22 @@ full:
 		count++
 		n.stopSent = true
 	}
+	// Retired regions ride along with real events rather than waking the
+	// node on their own, except for a node that senders may hand messages
+	// to: it could go on without events from the daemon, and so keep
+	// mapped what every sender has let go.
+	if count > 0 || n.handoff {
+		n.unmapMu.Lock()
+		for _, key := range n.unmaps {
+			if n.known[key] {
+				delete(n.known, key)
+				e.PutUnmapEvent(key)
+				count++
+			}
+		}
+		n.unmaps = n.unmaps[:0]
+		n.unmapMu.Unlock()
+	}
 	if count == 0 {
 		if n.handoff {
 			n.inst.handoff.Load().Offer(n.slot)
@@ -143,18 +159,6 @@ full:
 		}
 		return
 	}
-	// Retired regions ride along with real events rather than waking the
-	// node on their own.
-	n.unmapMu.Lock()
-	for _, key := range n.unmaps {
-		if n.known[key] {
-			delete(n.known, key)
-			e.PutUnmapEvent(key)
-			count++
-		}
-	}
-	n.unmaps = n.unmaps[:0]
-	n.unmapMu.Unlock()
 	n.fds = fds
 	n.pendingMax = 0
 	if err := n.events.WriteFrame(e.EndEvents(count, len(fds)), fds...); err != nil {
