@@ -73,7 +73,7 @@ type outputState struct {
 	nodes  []*nodeState // the distinct nodes of subs
 	closed bool
 	// handoff is the one input the output may hand messages off to; nil
-	// when it may not (see routesOf).
+	// when it may not (see allowHandoffs).
 	handoff *inputQueue
 	// remote publishes to other machines; nil when no subscriber is there.
 	remote *remoteOutput
