@@ -12,7 +12,7 @@ import (
 
 // handoffRoutes is what ROUTES said: for each output, the local nodes it
 // feeds, and for outputs with a single receiver, that receiver's events
-// socket, so a small message can answer its pending request without
+// socket, so a message can answer the receiver's pending request without
 // waking the daemon (abi/PROTOCOL.md, "Hand-off"). Guarded by Node.sendMu.
 type handoffRoutes struct {
 	table *handoff.Table
