@@ -264,10 +264,7 @@ nodes:
 // in shared memory: the sender must get its regions back, the others
 // finish, and nothing is left behind (descriptors are checked by runYAML).
 func TestSIGKILLedReceiverLeaksNothing(t *testing.T) {
-	for _, tc := range []struct {
-		name, yaml string
-	}{
-		{"through the daemon", `
+	const sourceAndVictim = `
 nodes:
   - id: source
     path: TESTNODE
@@ -278,6 +275,11 @@ nodes:
     path: TESTNODE
     args: die-holding
     inputs: {data: source/data}
+`
+	for _, tc := range []struct {
+		name, yaml string
+	}{
+		{"through the daemon", sourceAndVictim + `
   - id: survivor
     path: TESTNODE
     args: sink 40
@@ -285,18 +287,7 @@ nodes:
 `},
 		// The victim's only sender hands it messages itself, then
 		// finds it gone.
-		{"handed off", `
-nodes:
-  - id: source
-    path: TESTNODE
-    args: source 40 1000000
-    inputs: {tick: dora/timer/millis/5}
-    outputs: [data]
-  - id: victim
-    path: TESTNODE
-    args: die-holding
-    inputs: {data: source/data}
-`},
+		{"handed off", sourceAndVictim},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			shmBefore := listDir(t, "/dev/shm")
