@@ -58,6 +58,18 @@ func runYAML(t *testing.T, ctx context.Context, yml string, opts Options) (*Resu
 	return res, out.String()
 }
 
+// nodeResult is how node id ended.
+func nodeResult(t *testing.T, res *Result, id string) NodeResult {
+	t.Helper()
+	for _, n := range res.Nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	t.Fatalf("no result for node %q", id)
+	return NodeResult{}
+}
+
 func openFDs(t *testing.T) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -136,12 +148,7 @@ nodes:
       data: {source: source/data, queue_size: 2}
 `, Options{})
 	wantSuccess(t, res, out)
-	var sink NodeResult
-	for _, n := range res.Nodes {
-		if n.ID == "sink" {
-			sink = n
-		}
-	}
+	sink := nodeResult(t, res, "sink")
 	if sink.Dropped["data"] == 0 {
 		t.Fatalf("no drops counted; output:\n%s", out)
 	}
@@ -429,12 +436,7 @@ nodes:
       derived: {source: relay/data, queue_size: 1000}
 `, Options{})
 			wantSuccess(t, res, out)
-			var check NodeResult
-			for _, n := range res.Nodes {
-				if n.ID == "check" {
-					check = n
-				}
-			}
+			check := nodeResult(t, res, "check")
 			// relay/data has a single receiver, so it may be handed off;
 			// source/data feeds two and always goes through the daemon.
 			if check.HandedOff == 0 {
