@@ -351,29 +351,8 @@ func TestPythonDataflow(t *testing.T) {
 // checks its CSV has the Go benchmark's shape.
 func TestPythonBenchmark(t *testing.T) {
 	csv := filepath.Join(t.TempDir(), "bench.csv")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, dora, "run", "--log-dir", t.TempDir(), filepath.Join(root, "examples", "benchmark", "dataflow-python.yml"))
-	cmd.Env = append(os.Environ(), "BENCH_COUNT=10", "BENCH_CSV="+csv)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("dora run: %v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), "finished: 2 nodes succeeded") {
-		t.Errorf("output:\n%s", out.String())
-	}
-	data, err := os.ReadFile(csv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != 20 {
-		t.Fatalf("%d CSV lines, want 10 sizes × 2 modes:\n%s", len(lines), data)
-	}
-	for _, l := range lines {
-		if f := strings.Split(l, ","); len(f) != 11 || f[3] != "10" {
-			t.Errorf("bad CSV line %q", l)
-		}
-	}
+	runExample(t, example{dir: "benchmark", file: "dataflow-python.yml", env: []string{"BENCH_COUNT=10", "BENCH_CSV=" + csv}, want: []string{
+		"finished: 2 nodes succeeded",
+	}})
+	checkBenchCSV(t, csv)
 }
