@@ -37,3 +37,16 @@ func Compiler(tb testing.TB) string {
 	}
 	return path
 }
+
+// SharedLib compiles the C operator src into the shared library out as
+// the loaders' tests want it: warnings are errors, and include holds the
+// dora C headers. It fails the test with the compiler's output.
+func SharedLib(tb testing.TB, src, out, include string, flags ...string) {
+	tb.Helper()
+	cc := Compiler(tb)
+	args := append([]string{"-shared", "-fPIC", "-Wall", "-Werror", "-O2", "-pthread", "-I", include, "-o", out}, flags...)
+	args = append(args, src)
+	if msg, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+		tb.Fatalf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, msg)
+	}
+}

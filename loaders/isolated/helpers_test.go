@@ -211,7 +211,7 @@ var (
 // lib<name>.so once per test process and returns its path.
 func buildLib(tb testing.TB, src, name string, flags ...string) string {
 	tb.Helper()
-	cc := testcc.Compiler(tb)
+	testcc.Compiler(tb) // skip before taking the lock when there is none
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	key := src + " " + name + " " + strings.Join(flags, " ")
@@ -223,11 +223,7 @@ func buildLib(tb testing.TB, src, name string, flags ...string) string {
 		tb.Fatal(err)
 	}
 	out := filepath.Join(dir, "lib"+name+".so")
-	args := append([]string{"-shared", "-fPIC", "-Wall", "-Werror", "-O2", "-pthread", "-I", abiInclude, "-o", out}, flags...)
-	args = append(args, src)
-	if msg, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
-		tb.Fatalf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, msg)
-	}
+	testcc.SharedLib(tb, src, out, abiInclude, flags...)
 	built[key] = out
 	return out
 }

@@ -53,7 +53,6 @@ var (
 // per-process build folder, where each (src, flags) is built once.
 func buildLib(tb testing.TB, dir, src string, flags ...string) string {
 	tb.Helper()
-	cc := testcc.Compiler(tb)
 	name := strings.TrimSuffix(src, ".c")
 	key := src + " " + strings.Join(flags, " ")
 	if dir == "" {
@@ -76,11 +75,7 @@ func buildLib(tb testing.TB, dir, src string, flags ...string) string {
 		tb.Fatal(err)
 	}
 	out := filepath.Join(dir, "lib"+name+".so")
-	args := append([]string{"-shared", "-fPIC", "-Wall", "-Werror", "-O2", "-pthread", "-I", abiInclude, "-o", out}, flags...)
-	args = append(args, filepath.Join("testdata", src))
-	if msg, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
-		tb.Fatalf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, msg)
-	}
+	testcc.SharedLib(tb, filepath.Join("testdata", src), out, abiInclude, flags...)
 	return out
 }
 
