@@ -35,11 +35,7 @@ the CLI) so that neither the token nor your data cross the network in clear.`,
 		Args:    cobra.NoArgs,
 		GroupID: groupCluster,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
-			}
-			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			cfg.Logger = newLogger(cmd.ErrOrStderr(), verbose, slog.LevelInfo)
 			cfg.ControlAddr = net.JoinHostPort(controlIface, strconv.Itoa(controlPort))
 			cfg.DaemonAddr = net.JoinHostPort(iface, strconv.Itoa(port))
 			var err error

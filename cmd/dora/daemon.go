@@ -30,11 +30,7 @@ trying to reconnect (backing off up to 5s between attempts).`,
 		Args:    cobra.NoArgs,
 		GroupID: groupCluster,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
-			}
-			o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			o.Logger = newLogger(cmd.ErrOrStderr(), verbose, slog.LevelInfo)
 			if runDataflow != "" {
 				return runAlone(cmd, runDataflow, o.Options)
 			}

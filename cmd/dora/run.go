@@ -26,11 +26,7 @@ after the grace period are killed.`,
 			if err != nil {
 				return err
 			}
-			level := slog.LevelWarn
-			if verbose {
-				level = slog.LevelDebug
-			}
-			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			opts.Logger = newLogger(cmd.ErrOrStderr(), verbose, slog.LevelWarn)
 			opts.Output = cmd.OutOrStdout()
 			if hotReload {
 				opts.Env = append(opts.Env, envHotReload+"=1")
