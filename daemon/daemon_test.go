@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/proctest"
 	"github.com/dora-go/dora/internal/syncbuf"
 )
 
@@ -336,23 +338,10 @@ func listDir(t *testing.T, dir string) []string {
 
 // childZombies lists this process's children that exited unreaped.
 func childZombies(t *testing.T) []string {
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	me := strconv.Itoa(os.Getpid())
 	var zombies []string
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces, so split after ')'.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[0] == "Z" && f[1] == me {
-			zombies = append(zombies, s[:i+1])
+	for _, c := range proctest.Children() {
+		if c.State == 'Z' {
+			zombies = append(zombies, fmt.Sprintf("%d (%s)", c.PID, c.Comm))
 		}
 	}
 	return zombies

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/proctest"
 	"github.com/dora-go/dora/internal/syncbuf"
 	"github.com/dora-go/dora/internal/testcc"
 	"github.com/dora-go/dora/loaders/python"
@@ -266,13 +267,8 @@ func echoes(tb testing.TB, op runtime.Operator, id string, data []byte) {
 
 // gone reports whether pid no longer exists or is a zombie we do not own.
 func gone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && len(s) > i+2 && s[i+2] == 'Z'
+	st, ok := proctest.Read(pid)
+	return !ok || st.State == 'Z'
 }
 
 // reaped reports whether pid no longer exists at all (a zombie child of

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dora-go/dora/internal/proctest"
 )
 
 // wantNoFiles checks that dir (a Config.SocketDir) is empty.
@@ -47,34 +49,10 @@ func openFDs(t *testing.T) []string {
 }
 
 // children lists the pids whose parent is this process.
-func children(t *testing.T) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	self := os.Getpid()
+func children() []int {
 	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 {
-			if ppid, _ := strconv.Atoi(f[1]); ppid == self {
-				out = append(out, pid)
-			}
-		}
+	for _, c := range proctest.Children() {
+		out = append(out, c.PID)
 	}
 	return out
 }
@@ -90,7 +68,7 @@ func TestNothingLeftBehind(t *testing.T) {
 	// netpoller, the C fixture's build).
 	misbehaving(t, l, "warm-up").Close()
 	before := openFDs(t)
-	kids := children(t)
+	kids := children()
 
 	scenarios := map[string]func(t *testing.T) int{
 		"clean": func(t *testing.T) int {
@@ -157,7 +135,7 @@ func TestNothingLeftBehind(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := children(t); !slices.Equal(got, kids) {
+	if got := children(); !slices.Equal(got, kids) {
 		t.Errorf("children %v, want %v", got, kids)
 	}
 	wantNoFiles(t, dir)
