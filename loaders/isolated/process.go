@@ -7,13 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/dora-go/dora/internal/osthread"
 	"github.com/hashicorp/go-plugin/runner"
 	"golang.org/x/sys/unix"
 )
@@ -252,24 +252,16 @@ func (p *process) describe() string {
 }
 
 // spawner is the thread every child is forked from (see process).
+// It is never stopped: the thread lives as long as the process.
 var spawner struct {
-	once  sync.Once
-	calls chan func()
+	once   sync.Once
+	thread *osthread.Thread
 }
 
-func spawn(start func() error) error {
-	spawner.once.Do(func() {
-		spawner.calls = make(chan func())
-		go func() {
-			goruntime.LockOSThread() // never unlocked: the thread lives as long as the process
-			for f := range spawner.calls {
-				f()
-			}
-		}()
-	})
-	done := make(chan error, 1)
-	spawner.calls <- func() { done <- start() }
-	return <-done
+func spawn(start func() error) (err error) {
+	spawner.once.Do(func() { spawner.thread = osthread.Start() })
+	spawner.thread.Run(func() { err = start() })
+	return err
 }
 
 // tail keeps the last lines a child wrote to stderr, for crash reports.

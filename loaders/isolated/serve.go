@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	goruntime "runtime"
 	"runtime/debug"
 	"sync"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/dora-go/dora/abi/wire"
 	"github.com/dora-go/dora/internal/descriptor"
+	"github.com/dora-go/dora/internal/osthread"
 	"github.com/dora-go/dora/runtime"
 )
 
@@ -84,7 +84,7 @@ func Serve(cfg ServeConfig) error {
 		stderr:  opStderr,
 		in:      regionReader{sock: fdRegions, role: roleInput},
 		out:     regionWriter{sock: fdRegions, role: roleOutput, name: "dora-isolated-output"},
-		calls:   operatorThread(),
+		thread:  osthread.Start(),
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
@@ -96,26 +96,15 @@ func Serve(cfg ServeConfig) error {
 	return nil
 }
 
-// operatorThread starts the goroutine, locked to its OS thread, that makes
-// every call into the operator (OperatorSpec.DedicatedThread).
-func operatorThread() chan func() {
-	calls := make(chan func())
-	go func() {
-		goruntime.LockOSThread()
-		for f := range calls {
-			f()
-		}
-	}()
-	return calls
-}
-
 // server is the child's side of the service: one operator.
 type server struct {
 	loaders map[descriptor.SourceKind]runtime.Loader
 	log     *slog.Logger
 	stdout  *os.File
 	stderr  *os.File
-	calls   chan func()
+	// thread makes every call into the operator
+	// (OperatorSpec.DedicatedThread).
+	thread *osthread.Thread
 
 	mu   sync.Mutex // serialises requests; the host sends one at a time
 	spec runtime.OperatorSpec
@@ -128,17 +117,14 @@ type server struct {
 
 // do runs f on the operator thread, turning a panic into ErrPanic.
 func (s *server) do(phase runtime.Phase, f func() error) (err error) {
-	done := make(chan struct{})
-	s.calls <- func() {
-		defer close(done)
+	s.thread.Run(func() {
 		defer func() {
 			if p := recover(); p != nil {
 				err = s.fail(phase, fmt.Errorf("%w: %v\n%s", runtime.ErrPanic, p, debug.Stack()))
 			}
 		}()
 		err = f()
-	}
-	<-done
+	})
 	return err
 }
 

@@ -2,8 +2,8 @@ package runtimetest
 
 import (
 	"context"
-	goruntime "runtime"
 
+	"github.com/dora-go/dora/internal/osthread"
 	"github.com/dora-go/dora/runtime"
 )
 
@@ -16,43 +16,24 @@ func OnDedicatedThreads(l runtime.Loader) runtime.Loader { return dedicatedLoade
 type dedicatedLoader struct{ inner runtime.Loader }
 
 type dedicatedOperator struct {
-	calls chan func()
-	op    runtime.Operator
-}
-
-// thread starts an operator's thread; it runs calls until the channel closes.
-func thread() chan func() {
-	calls := make(chan func())
-	go func() {
-		goruntime.LockOSThread()
-		for f := range calls {
-			f()
-		}
-	}()
-	return calls
-}
-
-// on runs f on the thread and waits for it.
-func on(calls chan func(), f func()) {
-	done := make(chan struct{})
-	calls <- func() { f(); close(done) }
-	<-done
+	thread *osthread.Thread
+	op     runtime.Operator
 }
 
 func (l dedicatedLoader) Load(ctx context.Context, spec runtime.OperatorSpec) (runtime.Operator, error) {
 	spec.DedicatedThread = true
-	d := &dedicatedOperator{calls: thread()}
+	d := &dedicatedOperator{thread: osthread.Start()}
 	var err error
-	on(d.calls, func() { d.op, err = l.inner.Load(ctx, spec) })
+	d.thread.Run(func() { d.op, err = l.inner.Load(ctx, spec) })
 	if err != nil {
-		close(d.calls)
+		d.thread.Stop()
 		return nil, err
 	}
 	return d, nil
 }
 
 func (d *dedicatedOperator) OnEvent(ctx context.Context, ev *runtime.Event, out runtime.Sender) (st runtime.Status, err error) {
-	on(d.calls, func() { st, err = d.op.OnEvent(ctx, ev, out) })
+	d.thread.Run(func() { st, err = d.op.OnEvent(ctx, ev, out) })
 	return st, err
 }
 
@@ -62,16 +43,16 @@ func (d *dedicatedOperator) Reload(ctx context.Context, spec runtime.OperatorSpe
 		return nil
 	}
 	spec.DedicatedThread = true
-	on(d.calls, func() { err = r.Reload(ctx, spec) })
+	d.thread.Run(func() { err = r.Reload(ctx, spec) })
 	return err
 }
 
 func (d *dedicatedOperator) Close() (err error) {
-	if d.calls == nil {
+	if d.thread == nil {
 		return nil
 	}
-	on(d.calls, func() { err = d.op.Close() })
-	close(d.calls)
-	d.calls = nil
+	d.thread.Run(func() { err = d.op.Close() })
+	d.thread.Stop()
+	d.thread = nil
 	return err
 }
