@@ -172,13 +172,7 @@ func clientHandshake(nc net.Conn, role Role, token string) error {
 	if len(token) > MaxToken {
 		return fmt.Errorf("the token is %d bytes; at most %d are allowed", len(token), MaxToken)
 	}
-	hello := make([]byte, 0, 10+len(token))
-	hello = append(hello, magic[:]...)
-	hello = binary.LittleEndian.AppendUint16(hello, Version)
-	hello = append(hello, byte(role), 0)
-	hello = binary.LittleEndian.AppendUint16(hello, uint16(len(token)))
-	hello = append(hello, token...)
-	if _, err := nc.Write(hello); err != nil {
+	if _, err := nc.Write(greeting(byte(role), token)); err != nil {
 		return fmt.Errorf("sending the handshake: %w", err)
 	}
 	var head [10]byte
@@ -287,17 +281,22 @@ func TokensEqual(want, got string) bool {
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
+// greeting is a hello (code: the role, text: the token) or its reply
+// (code: the status, text: why); both have the same layout.
+func greeting(code byte, text string) []byte {
+	b := make([]byte, 0, 10+len(text))
+	b = append(b, magic[:]...)
+	b = binary.LittleEndian.AppendUint16(b, Version)
+	b = append(b, code, 0)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(text)))
+	return append(b, text...)
+}
+
 func reply(nc net.Conn, status Status, msg string) error {
 	if len(msg) > maxMessage {
 		msg = msg[:maxMessage]
 	}
-	b := make([]byte, 0, 10+len(msg))
-	b = append(b, magic[:]...)
-	b = binary.LittleEndian.AppendUint16(b, Version)
-	b = append(b, byte(status), 0)
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(msg)))
-	b = append(b, msg...)
-	_, err := nc.Write(b)
+	_, err := nc.Write(greeting(byte(status), msg))
 	return err
 }
 
